@@ -1,0 +1,57 @@
+"""publish(): the one way live events leave the server. Called from services via on_commit."""
+
+import hashlib
+import hmac
+import json
+import logging
+
+import requests
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# Set by alexia.asgi: this process serves the websockets, so its in-memory layer is the real one.
+IN_WEB_PROCESS = False
+
+
+def organization_group(organization_id: int) -> str:
+    return f"org.{organization_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def relay_signature(body: bytes) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), body, hashlib.sha256).hexdigest()
+
+
+def publish(group: str, event: dict) -> None:
+    """Send `event` ({"type": "message.created", "v": 1, "data": {...}}) to every socket in `group`.
+
+    Live updates are best effort: a failure is logged and never breaks the caller's work, since the
+    inbox catches up from the REST API on reconnect.
+    """
+    layer = get_channel_layer()
+    try:
+        if isinstance(layer, InMemoryChannelLayer) and not IN_WEB_PROCESS:
+            _relay(group, event)
+            return
+        async_to_sync(layer.group_send)(group, {"type": "live.event", "event": event})
+    except Exception:  # noqa: BLE001 - see docstring
+        logger.exception("live event %s to %s not delivered", event.get("type"), group)
+
+
+def _relay(group: str, event: dict) -> None:
+    """No Redis: hand the event to the web process, whose in-memory layer holds the sockets."""
+    if not settings.LIVE_RELAY_URL:
+        return
+    body = json.dumps({"group": group, "event": event}, default=str).encode()
+    requests.post(
+        settings.LIVE_RELAY_URL,
+        data=body,
+        headers={"Content-Type": "application/json", "X-Alexia-Relay-Signature": relay_signature(body)},
+        timeout=2,
+    )

@@ -1,0 +1,2 @@
+def webhook_view(request, kind, token, endpoint="inbound"):
+    raise NotImplementedError

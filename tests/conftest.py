@@ -1,0 +1,65 @@
+import pytest
+from rest_framework.test import APIClient
+
+from organizations.models import Role
+from organizations.services import api_key_create
+
+from .factories import MembershipFactory, OrganizationFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _public_base_url(settings):
+    settings.PUBLIC_BASE_URL = "http://testserver"
+
+
+@pytest.fixture
+def org(db):
+    return OrganizationFactory(name="Acme")
+
+
+@pytest.fixture
+def other_org(db):
+    return OrganizationFactory(name="Globex")
+
+
+@pytest.fixture
+def owner(org):
+    user = UserFactory(username="owner@acme.test", is_staff=True)
+    MembershipFactory(user=user, organization=org, role=Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def agent(org):
+    user = UserFactory(username="agent@acme.test")
+    MembershipFactory(user=user, organization=org, role=Role.AGENT)
+    return user
+
+
+@pytest.fixture
+def other_owner(other_org):
+    user = UserFactory(username="owner@globex.test", is_staff=True)
+    MembershipFactory(user=user, organization=other_org, role=Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def api_key(org):
+    _, raw = api_key_create(organization=org, name="tests")
+    return raw
+
+
+@pytest.fixture
+def api(api_key):
+    """An API client authenticated with the `org` organization's API key."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    return client
+
+
+@pytest.fixture
+def other_api(other_org):
+    _, raw = api_key_create(organization=other_org, name="tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
