@@ -103,6 +103,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
+WHITENOISE_USE_FINDERS = True
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 STORAGES = {
@@ -194,6 +196,10 @@ if not DEBUG and PUBLIC_BASE_URL.startswith("https://"):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    # TLS usually ends at the proxy in front of daphne; redirect here only when asked.
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 
 LOGGING = {
     "version": 1,
@@ -203,3 +209,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+CELERY_BEAT_SCHEDULE = {
+    "message-sweep": {"task": "inbox.tasks.message_sweep_task", "schedule": 30.0},
+    "webhook-event-sweep": {"task": "inbox.tasks.webhook_event_sweep_task", "schedule": 60.0},
+}
+
+# TLS redirect and HSTS preload are the reverse proxy's and the operator's calls (docs/deployment.md).
+SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=["security.W008", "security.W021"])

@@ -99,6 +99,9 @@ class ContactMerge(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     undone_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"Merge of {self.merged_id} into {self.primary_id}"
+
 
 class Conversation(models.Model):
     class Status(models.TextChoices):

@@ -34,7 +34,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"agent{n}@example.com")
     email = factory.SelfAttribute("username")
-    password = factory.PostGenerationMethodCall("set_password", "correct-horse-battery")
+    password = factory.django.Password("correct-horse-battery")
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):
@@ -65,6 +65,7 @@ class TeamFactory(factory.django.DjangoModelFactory):
 class ChannelFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Channel
+        skip_postgeneration_save = True
 
     organization = factory.SubFactory(OrganizationFactory)
     kind = "whatsapp_cloud"

@@ -1,0 +1,1 @@
+"""Inbox writes. Each module owns its transactions; side effects are queued with on_commit."""

@@ -1,0 +1,649 @@
+"""Messages in and out: receive, create outbound, the three-step send, statuses, the sweeper."""
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.services import usage_record
+from inbox import live
+from inbox.errors import InboxError, MessageNotYetKnown, RetryLater
+from inbox.models import Attachment, Contact, ContactIdentity, Conversation, Message
+from providers import ratelimit
+from providers.base import ContactEvent, DeliveryStatus, InboundMessage, OutboundMessage, StatusUpdate
+from providers.errors import AmbiguousFailure, PermanentFailure, RateLimited, TransientFailure
+from providers.models import Channel
+from providers.registry import get_provider
+
+logger = logging.getLogger(__name__)
+
+# Which identity a channel kind reaches its customers by.
+IDENTITY_KIND_FOR_CHANNEL = {
+    "whatsapp_cloud": ContactIdentity.Kind.PHONE,
+    "twilio_sms": ContactIdentity.Kind.PHONE,
+    "twilio_whatsapp": ContactIdentity.Kind.PHONE,
+    "telegram": ContactIdentity.Kind.TELEGRAM,
+    "messenger": ContactIdentity.Kind.MESSENGER,
+    "instagram": ContactIdentity.Kind.INSTAGRAM,
+    "email": ContactIdentity.Kind.EMAIL,
+    "webchat": ContactIdentity.Kind.WEBCHAT,
+}
+
+# Platforms that only allow free-form replies within 24 hours of the customer's last message.
+# https://developers.facebook.com/docs/whatsapp/pricing#customer-service-windows
+SERVICE_WINDOW = {
+    "whatsapp_cloud": timedelta(hours=24),
+    "twilio_whatsapp": timedelta(hours=24),
+    "messenger": timedelta(hours=24),
+    "instagram": timedelta(hours=24),
+}
+
+# The order statuses move in; a status never moves backwards (platforms redeliver and reorder).
+STATUS_RANK = {
+    Message.Status.PENDING: 0,
+    Message.Status.SENDING: 1,
+    Message.Status.SENT: 2,
+    Message.Status.DELIVERED: 3,
+    Message.Status.READ: 4,
+}
+MAX_SEND_ATTEMPTS = 8
+SEND_UNCONFIRMED = "send_unconfirmed"
+PREVIEW_LEN = 200
+
+
+def _preview(message: Message) -> str:
+    if message.private:
+        return f"Note: {message.text}"[:PREVIEW_LEN]
+    if message.text:
+        return message.text[:PREVIEW_LEN]
+    return f"[{message.get_type_display()}]"
+
+
+# --- inbound -------------------------------------------------------------------------------------------
+def _identity_get_or_create(*, channel: Channel, kind: str, value: str, name: str) -> ContactIdentity:
+    identity = (
+        ContactIdentity.objects.select_related("contact")
+        .filter(organization_id=channel.organization_id, kind=kind, value=value)
+        .first()
+    )
+    if identity is not None:
+        if name and not identity.contact.name:
+            Contact.objects.filter(pk=identity.contact_id).update(name=name[:200])
+            identity.contact.name = name[:200]
+        return identity
+    try:
+        with transaction.atomic():
+            contact = Contact.objects.create(organization_id=channel.organization_id, name=name[:200])
+            return ContactIdentity.objects.create(
+                organization_id=channel.organization_id, contact=contact, kind=kind, value=value, channel=channel
+            )
+    except IntegrityError:
+        # Another worker created it first: use theirs.
+        return ContactIdentity.objects.select_related("contact").get(
+            organization_id=channel.organization_id, kind=kind, value=value
+        )
+
+
+def _conversation_for_inbound(
+    *, channel: Channel, contact: Contact, thread_key: str, at: datetime
+) -> tuple[Conversation, bool, bool]:
+    """Find or open the conversation (locked). Returns (conversation, created, reopened)."""
+    conversation, created = Conversation.objects.get_or_create(
+        channel=channel,
+        contact=contact,
+        thread_key=thread_key,
+        defaults={"organization_id": channel.organization_id, "last_activity_at": at},
+    )
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    reopened = False
+    if not created and conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
+        reopened = conversation.status == Conversation.Status.RESOLVED
+        conversation.status = Conversation.Status.OPEN
+        conversation.snoozed_until = None
+        conversation.resolved_at = None
+    return conversation, created, reopened
+
+
+def message_receive(*, channel: Channel, inbound: InboundMessage) -> Message | None:
+    """Store a customer's message once and put it in its conversation.
+
+    Precondition: called inside the webhook event's processing (any transaction). Idempotent on
+    (channel, platform_message_id): a redelivery returns the stored message and emits nothing.
+    Emits message.created and conversation.created/updated on commit; queues attachment downloads.
+    """
+    existing = Message.objects.filter(channel=channel, platform_message_id=inbound.platform_message_id).first()
+    if inbound.is_echo:
+        return existing
+    if existing is not None:
+        if inbound.is_edit and existing.text != inbound.text:
+            existing.text = inbound.text
+            existing.content = {**existing.content, "edited": True}
+            existing.save(update_fields=["text", "content", "updated_at"])
+            live.message_changed(existing, created=False)
+        return existing
+
+    with transaction.atomic():
+        identity = _identity_get_or_create(
+            channel=channel, kind=inbound.sender_kind, value=inbound.sender_value, name=inbound.sender_name
+        )
+        conversation, created, reopened = _conversation_for_inbound(
+            channel=channel, contact=identity.contact, thread_key=inbound.thread_key, at=inbound.timestamp
+        )
+        content = dict(inbound.content)
+        if inbound.reply_to_platform_id:
+            content["reply_to"] = inbound.reply_to_platform_id
+        try:
+            with transaction.atomic():
+                message = Message.objects.create(
+                    organization_id=channel.organization_id,
+                    conversation=conversation,
+                    channel=channel,
+                    direction=Message.Direction.IN,
+                    type=inbound.type,
+                    text=inbound.text,
+                    content=content,
+                    status=Message.Status.RECEIVED,
+                    platform_message_id=inbound.platform_message_id,
+                    created_at=inbound.timestamp,
+                )
+        except IntegrityError:
+            return Message.objects.get(channel=channel, platform_message_id=inbound.platform_message_id)
+        attachments = [
+            Attachment(
+                organization_id=channel.organization_id,
+                message=message,
+                filename=a.filename,
+                content_type=a.content_type,
+                size=a.size,
+                platform_media_id=a.platform_media_id,
+                source_url=a.url,
+            )
+            for a in inbound.attachments
+        ]
+        if attachments:
+            Attachment.objects.bulk_create(attachments)
+            ids = list(Attachment.objects.filter(message=message).values_list("id", flat=True))
+            from inbox.tasks import attachment_download_task
+
+            transaction.on_commit(lambda: [attachment_download_task.delay(i) for i in ids])
+        if reopened:
+            _system_message(conversation, "Conversation reopened by a new message", at=inbound.timestamp)
+        if inbound.timestamp >= conversation.last_activity_at or created:
+            conversation.last_activity_at = inbound.timestamp
+            conversation.last_message_preview = _preview(message)
+        if conversation.last_inbound_at is None or inbound.timestamp > conversation.last_inbound_at:
+            conversation.last_inbound_at = inbound.timestamp
+        conversation.unread_count += 1
+        conversation.save()
+        live.message_changed(message, created=True)
+        live.conversation_changed(conversation, created=created)
+    return message
+
+
+def _system_message(conversation: Conversation, text: str, *, at: datetime | None = None) -> Message:
+    message = Message.objects.create(
+        organization_id=conversation.organization_id,
+        conversation=conversation,
+        channel_id=conversation.channel_id,
+        direction=Message.Direction.OUT,
+        private=True,
+        type=Message.Type.SYSTEM,
+        text=text,
+        status=Message.Status.SENT,
+        created_at=at or timezone.now(),
+    )
+    live.message_changed(message, created=True)
+    return message
+
+
+def contact_event_apply(*, channel: Channel, event: ContactEvent) -> None:
+    """Blocked the bot, opted out (STOP), bounced: recorded on the identity, honoured by sends."""
+    identity = ContactIdentity.objects.filter(
+        organization_id=channel.organization_id, kind=event.sender_kind, value=event.sender_value
+    ).first()
+    if identity is None:
+        return
+    field, value = {
+        "blocked": ("blocked_at", event.timestamp),
+        "unblocked": ("blocked_at", None),
+        "opted_out": ("opted_out_at", event.timestamp),
+        "opted_in": ("opted_out_at", None),
+        "undeliverable": ("undeliverable_at", event.timestamp),
+    }.get(event.event, (None, None))
+    if field is None:
+        logger.info("contact event %s ignored", event.event)
+        return
+    ContactIdentity.objects.filter(pk=identity.pk).update(**{field: value})
+
+
+def message_status_apply(*, channel: Channel, update: StatusUpdate) -> Message | None:
+    """Move an outbound message forward on a platform status; never backwards.
+
+    failed is accepted only before delivered. A message marked send_unconfirmed (its send response
+    was lost) is found by our_reference and confirmed by any later status.
+    Raises MessageNotYetKnown when the platform id is unknown (the send's commit may be in flight).
+    """
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update()
+            .filter(channel=channel, platform_message_id=update.platform_message_id)
+            .first()
+        )
+        if message is None and update.our_reference.startswith("alexia:"):
+            ref = update.our_reference.split(":", 1)[1]
+            if ref.isdigit():
+                message = (
+                    Message.objects.select_for_update()
+                    .filter(channel=channel, pk=int(ref), direction=Message.Direction.OUT)
+                    .first()
+                )
+                if message is not None and not message.platform_message_id:
+                    message.platform_message_id = update.platform_message_id
+        if message is None:
+            raise MessageNotYetKnown(update.platform_message_id)
+        if not _status_apply_locked(message, update):
+            return message
+        message.save()
+        live.message_changed(message, created=False)
+    return message
+
+
+def _status_apply_locked(message: Message, update: StatusUpdate) -> bool:
+    current = message.status
+    unconfirmed = current == Message.Status.FAILED and message.error_code == SEND_UNCONFIRMED
+    if update.status == DeliveryStatus.FAILED:
+        if current == Message.Status.FAILED or STATUS_RANK.get(current, 0) >= STATUS_RANK[Message.Status.DELIVERED]:
+            return False
+        message.status = Message.Status.FAILED
+        message.failed_at = update.timestamp
+        message.error_code = update.error_code or "failed"
+        message.error_reason = update.error_reason or "The platform reported the message as failed."
+        return True
+    new = {
+        DeliveryStatus.SENT: Message.Status.SENT,
+        DeliveryStatus.DELIVERED: Message.Status.DELIVERED,
+        DeliveryStatus.READ: Message.Status.READ,
+    }.get(update.status)
+    if new is None:
+        return False
+    if current == Message.Status.FAILED and not unconfirmed:
+        return False
+    if not unconfirmed and STATUS_RANK.get(current, 0) >= STATUS_RANK[new]:
+        return False
+    if unconfirmed:
+        message.error_code = ""
+        message.error_reason = ""
+        message.failed_at = None
+    message.status = new
+    stamp = {Message.Status.SENT: "sent_at", Message.Status.DELIVERED: "delivered_at", Message.Status.READ: "read_at"}
+    for status, field in stamp.items():
+        # A skipped step (read without delivered) is filled with the later time.
+        if STATUS_RANK[status] <= STATUS_RANK[new] and getattr(message, field) is None:
+            setattr(message, field, update.timestamp)
+    return True
+
+
+# --- outbound ------------------------------------------------------------------------------------------
+def recipient_identity(conversation: Conversation) -> ContactIdentity | None:
+    kind = IDENTITY_KIND_FOR_CHANNEL.get(conversation.channel.kind)
+    identities = ContactIdentity.objects.filter(contact_id=conversation.contact_id, kind=kind)
+    return identities.filter(channel_id=conversation.channel_id).first() or identities.order_by("id").first()
+
+
+def reply_window_open(conversation: Conversation, *, now: datetime | None = None) -> bool:
+    window = SERVICE_WINDOW.get(conversation.channel.kind)
+    if window is None:
+        return True
+    if conversation.last_inbound_at is None:
+        return False
+    return (now or timezone.now()) - conversation.last_inbound_at < window
+
+
+def message_create_outbound(
+    *,
+    conversation: Conversation,
+    text: str = "",
+    template: dict | None = None,
+    private: bool = False,
+    attachments: list[dict] | None = None,
+    sender=None,
+    idempotency_key: str | None = None,
+) -> tuple[Message, bool]:
+    """Create an agent's or the API's message and queue its send. Returns (message, created).
+
+    A repeated idempotency_key returns the first message (created=False) and sends nothing.
+    Refuses (InboxError) when the contact opted out or blocked us, when the service window is closed
+    and no template is given, or when there is nothing to send. Private notes are never sent.
+    Emits message.created and conversation.updated on commit; queues message_send_task.
+    """
+    organization_id = conversation.organization_id
+    if idempotency_key:
+        existing = Message.objects.filter(organization_id=organization_id, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    attachments = attachments or []
+    text = (text or "").strip()
+    if not text and not template and not attachments:
+        raise InboxError("empty_message", "A message needs text, a template or an attachment.", status_code=400)
+    if private and not text:
+        raise InboxError("empty_message", "A private note needs text.", status_code=400)
+
+    content: dict = {}
+    if not private:
+        identity = recipient_identity(conversation)
+        if identity is None:
+            raise InboxError("no_recipient", "The contact has no identity on this conversation's channel.")
+        if identity.opted_out_at:
+            raise InboxError("contact_opted_out", "The contact opted out of messages on this channel (STOP).")
+        if identity.blocked_at:
+            raise InboxError("contact_blocked", "The contact blocked this channel; messages cannot be delivered.")
+        if template is None and not reply_window_open(conversation):
+            raise InboxError(
+                "window_closed",
+                "The 24-hour reply window is closed: the customer last wrote more than 24 hours ago. "
+                "Send an approved template instead.",
+                details={"last_inbound_at": conversation.last_inbound_at, "template_required": True},
+            )
+        content["to"] = identity.value
+        if template:
+            content["template"] = template
+
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+            message = Message.objects.create(
+                organization_id=organization_id,
+                conversation=conversation,
+                channel_id=conversation.channel_id,
+                direction=Message.Direction.OUT,
+                private=private,
+                type=Message.Type.TEMPLATE if template else (Message.Type.MEDIA if attachments else Message.Type.TEXT),
+                text=text,
+                content=content,
+                sender=sender if getattr(sender, "is_authenticated", False) else None,
+                status=Message.Status.SENT if private else Message.Status.PENDING,
+                idempotency_key=idempotency_key or None,
+                created_at=now,
+            )
+            for item in attachments:
+                Attachment.objects.create(
+                    organization_id=organization_id,
+                    message=message,
+                    file=item.get("file") or "",
+                    filename=item.get("filename", ""),
+                    content_type=item.get("content_type", ""),
+                    size=item.get("size"),
+                    source_url=item.get("url", ""),
+                    status=Attachment.Status.STORED if item.get("file") else Attachment.Status.PENDING,
+                )
+            conversation.last_activity_at = now
+            conversation.last_message_preview = _preview(message)
+            if not private:
+                conversation.unread_count = 0
+                if conversation.first_response_at is None:
+                    conversation.first_response_at = now
+            conversation.save()
+            if not private:
+                from inbox.tasks import message_send_task
+
+                transaction.on_commit(lambda: message_send_task.delay(message.pk))
+            live.message_changed(message, created=True)
+            live.conversation_changed(conversation, created=False)
+    except IntegrityError:
+        if idempotency_key:
+            existing = Message.objects.filter(organization_id=organization_id, idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return existing, False
+        raise
+    return message, True
+
+
+def message_retry(*, message: Message) -> Message:
+    """An agent retries a failed message: back to pending and queued again (same message row)."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=message.pk)
+        if message.status != Message.Status.FAILED or message.direction != Message.Direction.OUT or message.private:
+            raise InboxError("not_retryable", "Only a failed outbound message can be retried.", status_code=409)
+        message.status = Message.Status.PENDING
+        message.error_code = ""
+        message.error_reason = ""
+        message.failed_at = None
+        message.attempts = 0
+        message.save()
+        from inbox.tasks import message_send_task
+
+        transaction.on_commit(lambda: message_send_task.delay(message.pk))
+        live.message_changed(message, created=False)
+    return message
+
+
+def _outbound_for(message: Message) -> OutboundMessage:
+    attachments = []
+    for a in message.attachments.all():
+        item = {"content_type": a.content_type, "filename": a.filename}
+        if a.file:
+            item["path"] = a.file.path
+            item["url"] = f"{settings.PUBLIC_BASE_URL}{a.file.url}"
+        elif a.source_url:
+            item["url"] = a.source_url
+        attachments.append(item)
+    reply_to = message.content.get("reply_to", "")
+    return OutboundMessage(
+        message_id=message.pk,
+        to=message.content.get("to", ""),
+        text=message.text,
+        type=message.type,
+        template=message.content.get("template"),
+        attachments=tuple(attachments),
+        reply_to_platform_id=reply_to,
+        content=message.content,
+        idempotency_key=f"alexia-msg-{message.pk}",
+        status_callback_url=message.channel.webhook_url,
+    )
+
+
+def _backoff(attempt: int) -> float:
+    return min(300.0, 2.0 ** max(attempt, 1)) * random.uniform(0.5, 1.5)
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    status: str  # sent, failed, skipped, unconfirmed
+    detail: str = ""
+
+
+def message_fail(*, message_id: int, code: str, reason: str) -> None:
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=message_id)
+        if STATUS_RANK.get(message.status, 99) >= STATUS_RANK[Message.Status.DELIVERED]:
+            return
+        message.status = Message.Status.FAILED
+        message.error_code = str(code)[:64]
+        message.error_reason = reason
+        message.failed_at = timezone.now()
+        message.save()
+        live.message_changed(message, created=False)
+
+
+def _mark_sent(message: Message, *, platform_message_id: str, segments: int | None, at: datetime) -> None:
+    """Step 3, with the message locked: store the platform id, meter usage once, emit."""
+    if STATUS_RANK.get(message.status, 99) < STATUS_RANK[Message.Status.SENT] or (
+        message.status == Message.Status.FAILED and message.error_code == SEND_UNCONFIRMED
+    ):
+        message.status = Message.Status.SENT
+        message.error_code = ""
+        message.error_reason = ""
+        message.failed_at = None
+    message.platform_message_id = platform_message_id or message.platform_message_id
+    message.sent_at = message.sent_at or at
+    if segments:
+        message.segments = segments
+    message.save()
+    usage_record(
+        organization_id=message.organization_id,
+        meter=f"message.out.{message.channel.kind}",
+        quantity=segments or 1,
+        idempotency_key=f"msg:{message.pk}",
+        occurred_at=at,
+        channel_id=message.channel_id,
+        channel_kind=message.channel.kind,
+    )
+    Channel.objects.filter(pk=message.channel_id).update(last_sent_at=at)
+    live.message_changed(message, created=False)
+
+
+def message_send(*, message_id: int) -> SendOutcome:
+    """The three-step send (CONVENTIONS.md §6). Never calls the platform inside a transaction.
+
+    Raises RetryLater for a transient failure (the message is back to pending) or while the channel's
+    rate limit is full. A permanent failure marks the message failed with the platform's reason. An
+    ambiguous failure (the platform may have it) leaves it `sending` for the sweeper: never sent twice.
+    """
+    head = Message.objects.select_related("channel").filter(pk=message_id).first()
+    if head is None or head.status != Message.Status.PENDING:
+        return SendOutcome("skipped", "not pending")
+    channel = head.channel
+    provider = get_provider(channel)
+    rate = provider.rate_limit()
+    if rate:
+        reservation = ratelimit.acquire(f"ch:{channel.pk}", rate=rate, max_wait=1.0)
+        if not reservation.granted:
+            raise RetryLater(reservation.wait, "channel rate limit")
+        per_recipient = provider.per_recipient_rate_per_second
+        recipient = head.content.get("to", "")
+        if per_recipient and recipient:
+            r2 = ratelimit.acquire(f"ch:{channel.pk}:to:{recipient}", rate=per_recipient, burst=1, max_wait=1.0)
+            if not r2.granted:
+                raise RetryLater(r2.wait, "recipient rate limit")
+            reservation = ratelimit.Reservation(True, max(reservation.wait, r2.wait))
+        if reservation.wait > 0:
+            import time
+
+            time.sleep(reservation.wait)
+
+    # Step 1: PENDING -> SENDING under a row lock; any other state means someone else has it.
+    with transaction.atomic():
+        message = Message.objects.select_for_update().select_related("channel").get(pk=message_id)
+        if message.status != Message.Status.PENDING:
+            return SendOutcome("skipped", "not pending")
+        if not message.channel.is_active:
+            message.status = Message.Status.FAILED
+            message.error_code = "channel_inactive"
+            message.error_reason = f"The channel is {message.channel.status}; activate it and retry."
+            message.failed_at = timezone.now()
+            message.save()
+            live.message_changed(message, created=False)
+            return SendOutcome("failed", "channel inactive")
+        message.status = Message.Status.SENDING
+        message.sending_started_at = timezone.now()
+        message.attempts = F("attempts") + 1
+        message.save(update_fields=["status", "sending_started_at", "attempts", "updated_at"])
+        message.refresh_from_db(fields=["attempts"])
+        outbound = _outbound_for(message)
+        attempts = message.attempts
+
+    # Step 2: the platform call, outside any transaction.
+    try:
+        result = provider.send(outbound)
+    except PermanentFailure as exc:
+        message_fail(message_id=message_id, code=exc.code, reason=exc.reason)
+        return SendOutcome("failed", exc.reason)
+    except AmbiguousFailure as exc:
+        Message.objects.filter(pk=message_id, status=Message.Status.SENDING).update(
+            error_reason=f"Waiting for the platform to confirm ({exc.reason})."
+        )
+        return SendOutcome("unconfirmed", exc.reason)
+    except TransientFailure as exc:
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        with transaction.atomic():
+            message = Message.objects.select_for_update().get(pk=message_id)
+            if message.status != Message.Status.SENDING:
+                return SendOutcome("skipped", "changed during send")
+            if isinstance(exc, RateLimited):
+                message.attempts = max(0, message.attempts - 1)  # the platform's pacing is not a failure
+            elif attempts >= MAX_SEND_ATTEMPTS:
+                message.status = Message.Status.FAILED
+                message.error_code = exc.code or "transient_failure"
+                message.error_reason = f"Gave up after {attempts} attempts: {exc.reason}"
+                message.failed_at = timezone.now()
+                message.save()
+                live.message_changed(message, created=False)
+                return SendOutcome("failed", exc.reason)
+            message.status = Message.Status.PENDING
+            message.error_code = exc.code or ""
+            message.error_reason = f"Retrying: {exc.reason}"
+            message.save()
+        countdown = (retry_after or 0) + random.uniform(0, 0.5) if retry_after else _backoff(attempts)
+        raise RetryLater(countdown, exc.reason) from exc
+
+    # Step 3: store the platform id and status, meter, publish.
+    with transaction.atomic():
+        message = Message.objects.select_for_update().select_related("channel").get(pk=message_id)
+        _mark_sent(message, platform_message_id=result.platform_message_id, segments=result.segments, at=timezone.now())
+    return SendOutcome("sent", result.platform_message_id)
+
+
+def message_sweep(*, stuck_after: timedelta = timedelta(minutes=2), pending_after: timedelta = timedelta(minutes=2)):
+    """Resolve messages whose send was interrupted, without sending anything twice.
+
+    `sending` for longer than stuck_after: the worker died or the platform never answered. Where the
+    platform can be asked (lookup), a found message is marked sent and an unknown one goes back to
+    pending; elsewhere it is marked failed with code send_unconfirmed (a later status can still confirm
+    it). `pending` with no activity for pending_after (its task was lost with a broker restart) is
+    queued again. Returns counts.
+    """
+    from inbox.tasks import message_send_task
+
+    now = timezone.now()
+    counts = {"confirmed": 0, "requeued": 0, "unconfirmed": 0, "pending_requeued": 0}
+    stuck = Message.objects.filter(
+        status=Message.Status.SENDING, sending_started_at__lt=now - stuck_after
+    ).select_related("channel")
+    for message in stuck[:500]:
+        provider = get_provider(message.channel)
+        if provider.supports_lookup:
+            try:
+                found = provider.lookup(_outbound_for(message), message.sending_started_at - timedelta(seconds=5))
+            except TransientFailure:
+                continue
+            with transaction.atomic():
+                locked = Message.objects.select_for_update().select_related("channel").get(pk=message.pk)
+                if locked.status != Message.Status.SENDING:
+                    continue
+                if found is not None:
+                    _mark_sent(locked, platform_message_id=found.platform_message_id, segments=found.segments, at=now)
+                    counts["confirmed"] += 1
+                else:
+                    locked.status = Message.Status.PENDING
+                    locked.save()
+                    transaction.on_commit(lambda pk=locked.pk: message_send_task.delay(pk))
+                    counts["requeued"] += 1
+            continue
+        with transaction.atomic():
+            locked = Message.objects.select_for_update().get(pk=message.pk)
+            if locked.status != Message.Status.SENDING:
+                continue
+            locked.status = Message.Status.FAILED
+            locked.error_code = SEND_UNCONFIRMED
+            locked.error_reason = (
+                "The platform did not confirm this message (the worker stopped or the request timed out). "
+                "It may have been delivered: check with the customer before retrying."
+            )
+            locked.failed_at = now
+            locked.save()
+            live.message_changed(locked, created=False)
+            counts["unconfirmed"] += 1
+    lost = Message.objects.filter(
+        status=Message.Status.PENDING, direction=Message.Direction.OUT, updated_at__lt=now - pending_after
+    ).values_list("pk", flat=True)[:1000]
+    for pk in lost:
+        Message.objects.filter(pk=pk).update(updated_at=now)
+        message_send_task.delay(pk)
+        counts["pending_requeued"] += 1
+    return counts

@@ -1,0 +1,56 @@
+"""Thin tasks: ids in, one service call, typed errors turned into retries."""
+
+import logging
+import random
+
+from celery import shared_task
+
+from inbox.errors import MessageNotYetKnown, RetryLater
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def webhook_event_process_task(self, event_id: int) -> str:
+    from inbox.services.webhooks import webhook_event_process
+
+    try:
+        return webhook_event_process(event_id=event_id)
+    except MessageNotYetKnown as exc:
+        raise self.retry(countdown=min(30, 1 + self.request.retries * 2), exc=exc, max_retries=30) from exc
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def message_send_task(self, message_id: int) -> str:
+    from inbox.services.messages import message_send
+
+    try:
+        return message_send(message_id=message_id).status
+    except RetryLater as exc:
+        raise self.retry(countdown=exc.countdown, exc=exc) from exc
+
+
+@shared_task(bind=True, max_retries=6, acks_late=True)
+def attachment_download_task(self, attachment_id: int) -> str:
+    from inbox.services.attachments import attachment_download
+    from providers.errors import TransientFailure
+
+    try:
+        return attachment_download(attachment_id=attachment_id)
+    except TransientFailure as exc:
+        raise self.retry(countdown=min(600, 2 ** (self.request.retries + 1)) * random.uniform(0.5, 1.5), exc=exc) from exc
+
+
+@shared_task
+def message_sweep_task() -> dict:
+    from inbox.services.messages import message_sweep
+
+    return message_sweep()
+
+
+@shared_task
+def webhook_event_sweep_task() -> int:
+    from inbox.services.webhooks import webhook_event_sweep
+
+    return webhook_event_sweep()
+

@@ -1,0 +1,79 @@
+"""Per-channel (and per-recipient) send rate limits shared by every worker process.
+
+A token bucket with reservations: `acquire()` takes a token now or reserves the next free slot and
+says how long to wait for it, so N workers together never exceed the rate. Redis holds the buckets
+when REDIS_URL is set (one Lua script, Redis's own clock); otherwise an in-process bucket serves the
+single embedded worker.
+"""
+
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(data[1]) or burst
+local ts = tonumber(data[2]) or now
+tokens = math.min(burst, tokens + (now - ts) * rate)
+tokens = tokens - 1
+local wait = 0
+if tokens < 0 then wait = -tokens / rate end
+if wait > max_wait then return {'0', tostring(wait)} end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst / rate + wait) * 1000) + 1000)
+return {'1', tostring(wait)}
+"""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    granted: bool  # a slot is reserved: send after `wait` seconds
+    wait: float  # seconds until the slot (granted), or until one could be had (not granted)
+
+
+class _LocalBuckets:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def acquire(self, key: str, rate: float, burst: float, max_wait: float) -> Reservation:
+        with self._lock:
+            now = time.monotonic()
+            tokens, ts = self._buckets.get(key, (burst, now))
+            tokens = min(burst, tokens + (now - ts) * rate) - 1
+            wait = -tokens / rate if tokens < 0 else 0.0
+            if wait > max_wait:
+                return Reservation(False, wait)
+            self._buckets[key] = (tokens, now)
+            return Reservation(True, wait)
+
+
+_local = _LocalBuckets()
+_redis_client = None
+_redis_script = None
+
+
+def _redis():
+    global _redis_client, _redis_script
+    if _redis_client is None:
+        import redis
+
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+        _redis_script = _redis_client.register_script(_LUA)
+    return _redis_script
+
+
+def acquire(key: str, *, rate: float, burst: float | None = None, max_wait: float = 1.0) -> Reservation:
+    """Reserve one send on bucket `key` at `rate` per second (burst defaults to one second's worth)."""
+    burst = max(1.0, burst if burst is not None else rate)
+    if settings.REDIS_URL:
+        granted, wait = _redis()(keys=[f"alexia:rl:{key}"], args=[rate, burst, max_wait])
+        return Reservation(granted in (b"1", "1"), float(wait))
+    return _local.acquire(key, rate, burst, max_wait)
