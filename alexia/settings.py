@@ -18,7 +18,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # Fernet key (32 url-safe base64 bytes). The default only suits local demos: set your own in production.
-FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default="bG9jYWwtZGV2LW9ubHktZmVybmV0LWtleS0zMmJ5dGU=")
+FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default="") or "bG9jYWwtZGV2LW9ubHktZmVybmV0LWtleS0zMmJ5dGU="
 
 INSTALLED_APPS = [
     "daphne",
@@ -72,7 +72,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'alexia.sqlite3'}")}
+DATABASES = {"default": env.db_url_config(env("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'alexia.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI a sync view cannot keep a persistent connection (see STACK-NOTES): use psycopg's pool.
     if env.bool("DATABASE_POOL", default=False):
@@ -106,7 +106,7 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 MEDIA_URL = "media/"
-MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default="") or VAR_DIR / "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -140,7 +140,7 @@ else:
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-LIVE_RELAY_URL = env("LIVE_RELAY_URL", default="" if REDIS_URL else f"{PUBLIC_BASE_URL}/internal/live/")
+LIVE_RELAY_URL = env("LIVE_RELAY_URL", default="") or ("" if REDIS_URL else f"{PUBLIC_BASE_URL}/internal/live/")
 
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
