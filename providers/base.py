@@ -59,8 +59,9 @@ class StatusUpdate:
     timestamp: datetime
     error_code: str = ""
     error_reason: str = ""
-    # Our own reference echoed back by the platform (WhatsApp biz_opaque_callback_data), which lets a
-    # status find a message whose send response was lost (worker killed, timeout).
+    # Our own message id echoed back by the platform (WhatsApp biz_opaque_callback_data "alexia:<id>",
+    # given here with or without the prefix), which lets a status find a message whose send response
+    # was lost (worker killed, timeout).
     our_reference: str = ""
 
 

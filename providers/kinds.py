@@ -9,7 +9,7 @@ class KindSpec:
     label: str
     config: tuple[str, ...] = ()
     credentials: tuple[str, ...] = ()
-    optional_config: tuple[str, ...] = ("api_base_url",)
+    optional_config: tuple[str, ...] = ("api_base_url", "rate_limit_per_second")
     optional_credentials: tuple[str, ...] = ()
     # Credentials generated when absent (e.g. Telegram's secret_token).
     generated: tuple[str, ...] = field(default_factory=tuple)
@@ -32,8 +32,22 @@ KINDS: dict[str, KindSpec] = {
             optional_credentials=("secret_token",),
             generated=("secret_token",),
         ),
-        KindSpec("twilio_sms", "SMS (Twilio)", config=("account_sid", "from"), credentials=("auth_token",)),
-        KindSpec("twilio_whatsapp", "WhatsApp (Twilio)", config=("account_sid", "from"), credentials=("auth_token",)),
+        KindSpec(
+            "twilio_sms",
+            "SMS (Twilio)",
+            config=("account_sid", "from"),
+            optional_config=("api_base_url", "messaging_service_sid", "rate_limit_per_second"),
+            credentials=("auth_token",),
+            optional_credentials=("webhook_shared_key",),
+        ),
+        KindSpec(
+            "twilio_whatsapp",
+            "WhatsApp (Twilio)",
+            config=("account_sid", "from"),
+            optional_config=("api_base_url", "messaging_service_sid", "rate_limit_per_second"),
+            credentials=("auth_token",),
+            optional_credentials=("webhook_shared_key",),
+        ),
         KindSpec(
             "messenger",
             "Facebook Messenger",
@@ -44,14 +58,22 @@ KINDS: dict[str, KindSpec] = {
             "instagram",
             "Instagram",
             config=("instagram_account_id",),
-            optional_config=("api_base_url", "page_id"),
+            optional_config=("api_base_url", "rate_limit_per_second", "page_id"),
             credentials=("page_access_token", "app_secret", "verify_token"),
         ),
         KindSpec(
             "email",
             "E-mail",
             config=("esp", "from_email", "domain"),
-            optional_config=("api_base_url", "smtp_host", "smtp_port", "imap_host", "imap_port", "use_tls"),
+            optional_config=(
+                "api_base_url",
+                "rate_limit_per_second",
+                "smtp_host",
+                "smtp_port",
+                "imap_host",
+                "imap_port",
+                "use_tls",
+            ),
             optional_credentials=(
                 "api_key",
                 "webhook_signing_key",
@@ -67,7 +89,7 @@ KINDS: dict[str, KindSpec] = {
             "webchat",
             "Website chat",
             config=("allowed_origins",),
-            optional_config=("api_base_url", "pre_chat_form", "greeting"),
+            optional_config=("api_base_url", "rate_limit_per_second", "pre_chat_form", "greeting"),
             optional_credentials=("identity_secret",),
             generated=("identity_secret",),
         ),

@@ -2,7 +2,7 @@
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -109,7 +109,7 @@ def _conversation_for_inbound(
     return conversation, created, reopened
 
 
-def message_receive(*, channel: Channel, inbound: InboundMessage) -> Message | None:
+def message_receive(*, channel: Channel, inbound: InboundMessage, received_at: datetime | None = None) -> Message | None:
     """Store a customer's message once and put it in its conversation.
 
     Precondition: called inside the webhook event's processing (any transaction). Idempotent on
@@ -127,6 +127,9 @@ def message_receive(*, channel: Channel, inbound: InboundMessage) -> Message | N
             live.message_changed(existing, created=False)
         return existing
 
+    if inbound.timestamp.year <= 1970:
+        # The platform gave no time (Telegram callback queries, Twilio): use when we received it.
+        inbound = replace(inbound, timestamp=received_at or timezone.now())
     with transaction.atomic():
         identity = _identity_get_or_create(
             channel=channel, kind=inbound.sender_kind, value=inbound.sender_value, name=inbound.sender_name
@@ -234,8 +237,8 @@ def message_status_apply(*, channel: Channel, update: StatusUpdate) -> Message |
             .filter(channel=channel, platform_message_id=update.platform_message_id)
             .first()
         )
-        if message is None and update.our_reference.startswith("alexia:"):
-            ref = update.our_reference.split(":", 1)[1]
+        ref = update.our_reference.removeprefix("alexia:")
+        if message is None and ref:
             if ref.isdigit():
                 message = (
                     Message.objects.select_for_update()
@@ -274,6 +277,12 @@ def _status_apply_locked(message: Message, update: StatusUpdate) -> bool:
     if current == Message.Status.FAILED and not unconfirmed:
         return False
     if not unconfirmed and STATUS_RANK.get(current, 0) >= STATUS_RANK[new]:
+        # A late, earlier status never moves the message back, but its time is the true one for a
+        # step we had filled from a later status (read arrived before delivered).
+        field = {Message.Status.SENT: "sent_at", Message.Status.DELIVERED: "delivered_at"}.get(new)
+        if field and getattr(message, field) and update.timestamp < getattr(message, field):
+            setattr(message, field, update.timestamp)
+            return True
         return False
     if unconfirmed:
         message.error_code = ""
@@ -529,7 +538,7 @@ def message_send(*, message_id: int) -> SendOutcome:
 
     # Step 1: PENDING -> SENDING under a row lock; any other state means someone else has it.
     with transaction.atomic():
-        message = Message.objects.select_for_update().select_related("channel").get(pk=message_id)
+        message = Message.objects.select_for_update(of=("self",)).select_related("channel").get(pk=message_id)
         if message.status != Message.Status.PENDING:
             return SendOutcome("skipped", "not pending")
         if not message.channel.is_active:
@@ -584,7 +593,7 @@ def message_send(*, message_id: int) -> SendOutcome:
 
     # Step 3: store the platform id and status, meter, publish.
     with transaction.atomic():
-        message = Message.objects.select_for_update().select_related("channel").get(pk=message_id)
+        message = Message.objects.select_for_update(of=("self",)).select_related("channel").get(pk=message_id)
         _mark_sent(message, platform_message_id=result.platform_message_id, segments=result.segments, at=timezone.now())
     return SendOutcome("sent", result.platform_message_id)
 
@@ -613,7 +622,7 @@ def message_sweep(*, stuck_after: timedelta = timedelta(minutes=2), pending_afte
             except TransientFailure:
                 continue
             with transaction.atomic():
-                locked = Message.objects.select_for_update().select_related("channel").get(pk=message.pk)
+                locked = Message.objects.select_for_update(of=("self",)).select_related("channel").get(pk=message.pk)
                 if locked.status != Message.Status.SENDING:
                     continue
                 if found is not None:

@@ -84,7 +84,7 @@ def webhook_event_process(*, event_id: int) -> str:
     started = time.monotonic()
     with transaction.atomic():
         event = (
-            WebhookEvent.objects.select_for_update(skip_locked=True)
+            WebhookEvent.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("channel")
             .filter(pk=event_id)
             .first()
@@ -108,7 +108,7 @@ def webhook_event_process(*, event_id: int) -> str:
             try:
                 with transaction.atomic():
                     if isinstance(item, InboundMessage):
-                        message_receive(channel=channel, inbound=item)
+                        message_receive(channel=channel, inbound=item, received_at=event.received_at)
                     elif isinstance(item, StatusUpdate):
                         message_status_apply(channel=channel, update=item)
                     elif isinstance(item, ContactEvent):

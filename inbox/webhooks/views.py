@@ -6,7 +6,7 @@ from django.http import HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from inbox.services.webhooks import kept_headers, webhook_event_record
-from providers.errors import MalformedPayloadError, WebhookVerificationError
+from providers.errors import ConfigurationError, MalformedPayloadError, WebhookVerificationError
 from providers.registry import get_provider
 from providers.selectors import channel_get_by_token
 
@@ -29,6 +29,10 @@ def webhook_view(request, kind: str, token: str, endpoint: str = "inbound"):
     except WebhookVerificationError as exc:
         logger.warning("webhook %s channel=%s refused: %s", kind, channel.pk, exc)
         return JsonResponse({"error": "signature verification failed"}, status=403)
+    except ConfigurationError as exc:
+        # The channel lacks the secret to check signatures with: refuse rather than trust the body.
+        logger.error("webhook %s channel=%s cannot be verified: %s", kind, channel.pk, exc)
+        return JsonResponse({"error": "channel is not configured to verify webhooks"}, status=403)
     body = request.body
     headers = kept_headers(request.headers)
     try:
