@@ -39,10 +39,13 @@ class RateLimited(TransientFailure):
 class PermanentFailure(ProviderError):
     """The platform refused for good (closed window, blocked user, invalid number): mark failed."""
 
-    def __init__(self, code: str, reason: str) -> None:
+    def __init__(self, code: str, reason: str, *, channel_error: bool = False) -> None:
         super().__init__(f"{code}: {reason}")
         self.code = str(code)
         self.reason = reason
+        # True when the channel itself is broken (expired or revoked token, Meta code 190): the
+        # pipeline then marks the channel `error` with this reason so the admin sees it.
+        self.channel_error = channel_error
 
 
 class ConfigurationError(ProviderError):

@@ -11,6 +11,10 @@ PROVIDERS: dict[str, str] = {
     "telegram": "providers.telegram:TelegramProvider",
     "twilio_sms": "providers.twilio:TwilioSmsProvider",
     "twilio_whatsapp": "providers.twilio:TwilioWhatsAppProvider",
+    "messenger": "providers.meta_messenger:MessengerProvider",
+    "instagram": "providers.meta_messenger:InstagramProvider",
+    "email": "providers.email:EmailProvider",
+    "webchat": "providers.webchat:WebchatProvider",
 }
 
 
@@ -20,7 +24,13 @@ def provider_class(kind: str) -> type[Provider]:
     except KeyError:
         raise ConfigurationError(f"no provider for channel kind {kind!r} yet") from None
     module_name, class_name = target.split(":")
-    return getattr(import_module(module_name), class_name)
+    try:
+        module = import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise ConfigurationError(f"the {kind!r} provider is not installed in this build") from exc
+    return getattr(module, class_name)
 
 
 def get_provider(channel) -> Provider:

@@ -562,6 +562,10 @@ def message_send(*, message_id: int) -> SendOutcome:
         result = provider.send(outbound)
     except PermanentFailure as exc:
         message_fail(message_id=message_id, code=exc.code, reason=exc.reason)
+        if exc.channel_error:
+            Channel.objects.filter(pk=channel.pk).update(
+                status=Channel.Status.ERROR, last_error=exc.reason[:2000], last_error_at=timezone.now()
+            )
         return SendOutcome("failed", exc.reason)
     except AmbiguousFailure as exc:
         Message.objects.filter(pk=message_id, status=Message.Status.SENDING).update(
