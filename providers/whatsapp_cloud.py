@@ -86,6 +86,13 @@ TRANSIENT_CODES: frozenset[int] = frozenset({1, 2, 131000, 131016, 131053})
 # 131008/131009 (missing/invalid parameter), 132000-132999 (template errors) and 131064 (messaging
 # limit reached for the day), is permanent: retrying the same request cannot succeed.
 
+# Permanent errors about the channel itself rather than one message: the pipeline marks the channel in
+# error so an admin sees it. Authentication and permissions (0, 3, 10, 190, 131005), a restricted or
+# locked account (368, 131031), payment (131042) and registration (131045) problems, any HTTP 401, and
+# code 100 with subcode 33 (the phone_number_id does not exist or the token cannot see it).
+CHANNEL_ERROR_CODES: frozenset[int] = frozenset({0, 3, 10, 190, 131005, 368, 131031, 131042, 131045})
+UNKNOWN_OBJECT = (100, 33)
+
 # Outbound media: WhatsApp takes WebP images only as stickers, and audio and stickers take no caption.
 # https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#supported-media-types
 CAPTIONLESS_MEDIA = frozenset({"audio", "sticker"})
@@ -232,7 +239,9 @@ def error_from_graph(status: int, body: Any, retry_after_header: str | None = No
         return RateLimited(retry_after, code=code_text, reason=f"{reason} (retry after {retry_after:g}s)")
     if code in TRANSIENT_CODES or status >= 500:
         return TransientFailure(reason, code=code_text)
-    return PermanentFailure(code_text, reason)
+    subcode = error.get("error_subcode")
+    channel_error = code in CHANNEL_ERROR_CODES or status == 401 or (code, subcode) == UNKNOWN_OBJECT
+    return PermanentFailure(code_text, reason, channel_error=channel_error)
 
 
 class WhatsAppCloudProvider(Provider):

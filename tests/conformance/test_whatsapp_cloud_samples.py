@@ -540,10 +540,12 @@ def test_every_documented_error_case_is_classified():
     assert documented == covered
 
 
-def test_expired_token_reason_is_metas_message():
+def test_expired_token_reason_is_metas_message_and_marks_the_channel():
     status, body = error_answer(190)
     error = error_from_graph(status, body)
     assert error.reason.startswith("Error validating access token: Session has expired")
+    assert error.channel_error is True
+    assert error_from_graph(*error_answer(131047)).channel_error is False
 
 
 CATALOG = json.loads((SAMPLES / "error_codes_pywa_catalog.json").read_text())

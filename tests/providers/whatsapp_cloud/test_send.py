@@ -348,6 +348,7 @@ def test_permanent_codes(provider, fake, code, message, details):
         provider.send(OutboundMessage(message_id=25, to="+1555", text="hi"))
     assert caught.value.code == str(code)
     assert caught.value.reason == (f"{message}: {details}" if details else message)
+    assert caught.value.channel_error is (code == 368)
 
 
 def test_wrong_token_is_permanent_190(provider, fake):
@@ -359,6 +360,7 @@ def test_wrong_token_is_permanent_190(provider, fake):
         fake.access_token = TOKEN
     assert caught.value.code == "190"
     assert "Invalid OAuth access token" in caught.value.reason
+    assert caught.value.channel_error is True
 
 
 def test_unknown_phone_number_id_is_permanent(provider, fake):
@@ -367,6 +369,7 @@ def test_unknown_phone_number_id_is_permanent(provider, fake):
         provider.send(OutboundMessage(message_id=27, to="+1555", text="hi"))
     assert caught.value.code == "100"
     assert "999000111222333" in caught.value.reason
+    assert caught.value.channel_error is True
 
 
 def test_read_timeout_is_ambiguous(provider, fake, settings):
