@@ -14,7 +14,7 @@ from inbox.models import Contact, ContactIdentity, Conversation, Label, Message
 from organizations.models import Membership, Team
 from providers.models import Channel
 
-from .messages import IDENTITY_KIND_FOR_CHANNEL, _system_message, message_create_outbound
+from .messages import IDENTITY_KIND_FOR_CHANNEL, message_create_outbound, system_message_record
 
 
 class _Unset:
@@ -147,18 +147,18 @@ def conversation_update(
         who = _display(actor)
         if assignee_id is not UNSET and conversation.assignee_id != old_assignee_id:
             if assignee is None:
-                _system_message(conversation, f"Unassigned by {who}", at=now)
+                system_message_record(conversation, f"Unassigned by {who}", at=now)
             else:
-                _system_message(conversation, f"Assigned to {_display(assignee)} by {who}", at=now)
+                system_message_record(conversation, f"Assigned to {_display(assignee)} by {who}", at=now)
         if new_status != old_status:
             if new_status == Conversation.Status.RESOLVED:
-                _system_message(conversation, f"Resolved by {who}", at=now)
+                system_message_record(conversation, f"Resolved by {who}", at=now)
             elif new_status == Conversation.Status.SNOOZED:
-                _system_message(conversation, f"Snoozed until {new_snooze.isoformat()} by {who}", at=now)
+                system_message_record(conversation, f"Snoozed until {new_snooze.isoformat()} by {who}", at=now)
             elif old_status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
-                _system_message(conversation, f"Reopened by {who}", at=now)
+                system_message_record(conversation, f"Reopened by {who}", at=now)
         elif new_status == Conversation.Status.SNOOZED and snoozed_until is not UNSET:
-            _system_message(conversation, f"Snoozed until {new_snooze.isoformat()} by {who}", at=now)
+            system_message_record(conversation, f"Snoozed until {new_snooze.isoformat()} by {who}", at=now)
         live.conversation_changed(conversation, created=False)
     return conversation
 

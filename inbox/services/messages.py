@@ -175,7 +175,7 @@ def message_receive(*, channel: Channel, inbound: InboundMessage, received_at: d
 
             transaction.on_commit(lambda: [attachment_download_task.delay(i) for i in ids])
         if reopened:
-            _system_message(conversation, "Conversation reopened by a new message", at=inbound.timestamp)
+            system_message_record(conversation, "Conversation reopened by a new message", at=inbound.timestamp)
         if inbound.timestamp >= conversation.last_activity_at or created:
             conversation.last_activity_at = inbound.timestamp
             conversation.last_message_preview = _preview(message)
@@ -188,7 +188,8 @@ def message_receive(*, channel: Channel, inbound: InboundMessage, received_at: d
     return message
 
 
-def _system_message(conversation: Conversation, text: str, *, at: datetime | None = None) -> Message:
+def system_message_record(conversation: Conversation, text: str, *, at: datetime | None = None) -> Message:
+    """A private system event in the thread (assigned, resolved, reopened...). Emits message.created."""
     message = Message.objects.create(
         organization_id=conversation.organization_id,
         conversation=conversation,
