@@ -140,6 +140,14 @@ else:
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# The cache is shared by every process (locks, presence): Redis, else files under var/.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+    }
+
 LIVE_RELAY_URL = env("LIVE_RELAY_URL", default="") or ("" if REDIS_URL else f"{PUBLIC_BASE_URL}/internal/live/")
 
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -153,6 +161,7 @@ CELERY_TASK_ROUTES = {
     "inbox.tasks.message_send_task": {"queue": "live"},
     "inbox.tasks.attachment_download_task": {"queue": "default"},
     "inbox.tasks.message_send_bulk_task": {"queue": "bulk"},
+    "inbox.tasks.telegram_poll_task": {"queue": "live"},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -213,6 +222,7 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE = {
     "message-sweep": {"task": "inbox.tasks.message_sweep_task", "schedule": 30.0},
     "webhook-event-sweep": {"task": "inbox.tasks.webhook_event_sweep_task", "schedule": 60.0},
+    "telegram-poll": {"task": "inbox.tasks.telegram_poll_all_task", "schedule": 3.0},
 }
 
 # TLS redirect and HSTS preload are the reverse proxy's and the operator's calls (docs/deployment.md).

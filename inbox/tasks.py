@@ -54,3 +54,20 @@ def webhook_event_sweep_task() -> int:
 
     return webhook_event_sweep()
 
+
+
+@shared_task
+def telegram_poll_all_task() -> int:
+    from inbox.services.polling import polling_channel_ids
+
+    ids = polling_channel_ids()
+    for channel_id in ids:
+        telegram_poll_task.delay(channel_id)
+    return len(ids)
+
+
+@shared_task(acks_late=True)
+def telegram_poll_task(channel_id: int) -> int:
+    from inbox.services.polling import telegram_poll
+
+    return telegram_poll(channel_id=channel_id, timeout=0)
