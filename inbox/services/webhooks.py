@@ -18,9 +18,9 @@ from .messages import contact_event_apply, message_receive, message_status_apply
 
 logger = logging.getLogger(__name__)
 
-# Headers worth keeping with the raw body (for parsing, replay and debugging). Cookies and
-# authorization never are.
-DROPPED_HEADERS = {"cookie", "authorization", "proxy-authorization"}
+# Headers worth keeping with the raw body (for parsing, replay and debugging). Cookies, credentials
+# and shared secrets (Telegram sends its secret token as a header) never are.
+DROPPED_HEADERS = {"cookie", "authorization", "proxy-authorization", "x-telegram-bot-api-secret-token"}
 RECEIVED_AT_HEADER = "x-alexia-received-at"
 # How long a status for an unknown platform id is retried (its send's commit may be in flight).
 UNKNOWN_STATUS_GRACE = timedelta(minutes=2)

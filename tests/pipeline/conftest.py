@@ -29,11 +29,27 @@ class WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "alexia", "worker", "-Q", "live,default,bulk",
-                "--pool=prefork", "--concurrency=2", "--without-gossip", "--without-mingle",
-                "--without-heartbeat", "--loglevel=INFO", f"--hostname=test-{os.getpid()}-{time.time_ns()}@%h",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "alexia",
+                "worker",
+                "-Q",
+                "live,default,bulk",
+                "--pool=prefork",
+                "--concurrency=2",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel=INFO",
+                f"--hostname=test-{os.getpid()}-{time.time_ns()}@%h",
             ],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -66,7 +82,9 @@ class WorkerProcess:
 def worker_env(transactional_db, tmp_path):
     """Environment for a worker process that sees this test's (committed) data."""
     db = connection.settings_dict
-    url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    url = (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(

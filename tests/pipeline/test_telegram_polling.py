@@ -26,7 +26,9 @@ def polling_channel(org, fake_telegram):
 
 
 def test_polled_updates_are_stored_once_and_processed_like_webhooks(polling_channel, fake_telegram):
-    fake_telegram.enqueue_update(FakeTelegram.update_text(900001, 5550001, "hello from polling", first_name="Ana"))
+    fake_telegram.enqueue_update(
+        FakeTelegram.update_text(900001, 5550001, "hello from polling", first_name="Ana")
+    )
     fake_telegram.enqueue_update(FakeTelegram.update_text(900002, 5550001, "second", first_name="Ana"))
 
     assert telegram_poll(channel_id=polling_channel.pk) == 2
@@ -39,7 +41,9 @@ def test_polled_updates_are_stored_once_and_processed_like_webhooks(polling_chan
 
     for event in events:
         assert webhook_event_process(event_id=event.pk) == "processed"
-    texts = list(Message.objects.filter(channel=polling_channel).order_by("created_at").values_list("text", flat=True))
+    texts = list(
+        Message.objects.filter(channel=polling_channel).order_by("created_at").values_list("text", flat=True)
+    )
     assert texts == ["hello from polling", "second"]
 
 

@@ -33,7 +33,10 @@ def _post(client, channel, payload: dict):
 def _conversation(channel, digits="15551230001"):
     identity = ContactIdentityFactory(contact__organization=channel.organization, value=f"+{digits}")
     return ConversationFactory(
-        organization=channel.organization, channel=channel, contact=identity.contact, last_inbound_at=timezone.now()
+        organization=channel.organization,
+        channel=channel,
+        contact=identity.contact,
+        last_inbound_at=timezone.now(),
     )
 
 
@@ -72,7 +75,9 @@ def test_bad_signature_stores_nothing(worker, client, wa_channel):
     assert WebhookEvent.objects.count() == 0
 
 
-def test_reply_reaches_platform_once_and_statuses_in_reverse_order_end_at_read(worker, client, wa_channel, fake_whatsapp):
+def test_reply_reaches_platform_once_and_statuses_in_reverse_order_end_at_read(
+    worker, client, wa_channel, fake_whatsapp
+):
     conversation = _conversation(wa_channel)
     message, _ = message_create_outbound(conversation=conversation, text="Your order shipped")
     message = wait_until(
@@ -132,22 +137,30 @@ def test_permanent_error_marks_failed_with_the_platform_reason(worker, wa_channe
     )
     conversation = _conversation(wa_channel)
     message, _ = message_create_outbound(conversation=conversation, text="Hello?")
-    message = wait_until(lambda: Message.objects.filter(pk=message.pk, status="failed").first(), what="failure")
+    message = wait_until(
+        lambda: Message.objects.filter(pk=message.pk, status="failed").first(), what="failure"
+    )
     assert message.error_code == "131047"
     assert "24 hours" in message.error_reason
     assert len(_sends(fake_whatsapp)) == 1
 
 
 def test_transient_5xx_is_retried_with_backoff(worker, wa_channel, fake_whatsapp):
-    fake_whatsapp.fail_next(1, FakeWhatsApp.error(1, "An unknown error occurred", status=500), path_contains="/messages")
+    fake_whatsapp.fail_next(
+        1, FakeWhatsApp.error(1, "An unknown error occurred", status=500), path_contains="/messages"
+    )
     conversation = _conversation(wa_channel)
     message, _ = message_create_outbound(conversation=conversation, text="Retry me")
-    message = wait_until(lambda: Message.objects.filter(pk=message.pk, status="sent").first(), timeout=30, what="retry")
+    message = wait_until(
+        lambda: Message.objects.filter(pk=message.pk, status="sent").first(), timeout=30, what="retry"
+    )
     assert message.attempts == 2
     assert len(_sends(fake_whatsapp)) == 2
 
 
-def test_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(worker, client, wa_channel, fake_whatsapp):
+def test_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
+    worker, client, wa_channel, fake_whatsapp
+):
     fake_whatsapp.delay_next(1, 6.0, path_contains="/messages")
     conversation = _conversation(wa_channel)
     message, _ = message_create_outbound(conversation=conversation, text="Important")
@@ -182,7 +195,9 @@ def test_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(worker, cl
     assert len(_sends(fake_whatsapp)) == 1
 
 
-def test_message_queued_while_no_worker_runs_is_sent_once_when_one_starts(worker_env, tmp_path, wa_channel, fake_whatsapp):
+def test_message_queued_while_no_worker_runs_is_sent_once_when_one_starts(
+    worker_env, tmp_path, wa_channel, fake_whatsapp
+):
     from .conftest import WorkerProcess
 
     conversation = _conversation(wa_channel)
@@ -200,11 +215,15 @@ def test_message_queued_while_no_worker_runs_is_sent_once_when_one_starts(worker
 def test_resolved_conversation_reopens_on_new_inbound(worker, client, wa_channel):
     first = FakeWhatsApp.inbound_text_payload(PHONE_NUMBER_ID, "15559990000", "first", "Bo")
     _post(client, wa_channel, first)
-    conversation = wait_until(lambda: Conversation.objects.filter(channel=wa_channel).first(), what="conversation")
+    conversation = wait_until(
+        lambda: Conversation.objects.filter(channel=wa_channel).first(), what="conversation"
+    )
     Conversation.objects.filter(pk=conversation.pk).update(status="resolved")
     second = FakeWhatsApp.inbound_text_payload(PHONE_NUMBER_ID, "15559990000", "second", "Bo")
     _post(client, wa_channel, second)
-    wait_until(lambda: Message.objects.filter(channel=wa_channel, text="second").exists(), what="second message")
+    wait_until(
+        lambda: Message.objects.filter(channel=wa_channel, text="second").exists(), what="second message"
+    )
     conversation.refresh_from_db()
     assert conversation.status == "open"
     assert Conversation.objects.filter(channel=wa_channel).count() == 1
@@ -216,6 +235,8 @@ def test_event_for_paused_channel_is_stored_and_ignored(worker, client, wa_chann
     wa_channel.status = "paused"
     wa_channel.save()
     _post(client, wa_channel, FakeWhatsApp.inbound_text_payload(PHONE_NUMBER_ID, "15550001111", "hi", "Cy"))
-    event = wait_until(lambda: WebhookEvent.objects.filter(channel=wa_channel, status="ignored").first(), what="ignored")
+    event = wait_until(
+        lambda: WebhookEvent.objects.filter(channel=wa_channel, status="ignored").first(), what="ignored"
+    )
     assert event.error == "channel paused"
     assert Message.objects.count() == 0
