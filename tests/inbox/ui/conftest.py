@@ -1,0 +1,66 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import (
+    ChannelFactory,
+    ContactFactory,
+    ContactIdentityFactory,
+    ConversationFactory,
+    MessageFactory,
+)
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def channel(org):
+    return ChannelFactory(organization=org, kind="whatsapp_cloud", name="Support WhatsApp")
+
+
+@pytest.fixture
+def contact(org):
+    contact = ContactFactory(organization=org, name="Ada Lovelace")
+    ContactIdentityFactory(contact=contact, kind="phone", value="+14155550123")
+    return contact
+
+
+@pytest.fixture
+def conversation(org, channel, contact):
+    """A WhatsApp conversation whose customer wrote a minute ago: the reply window is open."""
+    now = timezone.now()
+    conversation = ConversationFactory(
+        organization=org,
+        channel=channel,
+        contact=contact,
+        last_activity_at=now - timedelta(minutes=1),
+        last_inbound_at=now - timedelta(minutes=1),
+        last_message_preview="Where is my order?",
+        unread_count=1,
+    )
+    MessageFactory(conversation=conversation, text="Where is my order?", created_at=now - timedelta(minutes=1))
+    return conversation
+
+
+@pytest.fixture
+def agent_client(client, agent):
+    client.force_login(agent)
+    return client
+
+
+@pytest.fixture
+def other_client(client_factory, other_owner):
+    from django.test import Client
+
+    c = Client()
+    c.force_login(other_owner)
+    return c
+
+
+@pytest.fixture
+def client_factory():
+    return None
