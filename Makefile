@@ -22,6 +22,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_setup --url http://127.0.0.1:$(PORT)/
+	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)} $(BIN)/python manage.py demo_sandbox
 	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)} $(BIN)/honcho -f Procfile.dev start
 
 # Tests use the local PostgreSQL and Redis unless DATABASE_URL / REDIS_URL say otherwise.

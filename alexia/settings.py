@@ -194,6 +194,8 @@ META_GRAPH_API_BASE = env("META_GRAPH_API_BASE", default="https://graph.facebook
 TELEGRAM_API_BASE = env("TELEGRAM_API_BASE", default="https://api.telegram.org")
 TWILIO_API_BASE = env("TWILIO_API_BASE", default="https://api.twilio.com")
 PROVIDER_HTTP_TIMEOUT = env.float("PROVIDER_HTTP_TIMEOUT", default=15.0)
+# The demo's fake platforms listen on FAKES_PORT_BASE (+0 WhatsApp, +1 Telegram, +2 Twilio).
+FAKES_PORT_BASE = env.int("FAKES_PORT_BASE", default=8401)
 
 # --- Security -----------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

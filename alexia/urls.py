@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from alexia import health
 from channels_app import relay
+from inbox import sandbox_views
 
 urlpatterns = [
     path("health/", health.health_view, name="health"),
@@ -18,6 +19,9 @@ urlpatterns = [
     path("api/v1/", include("inbox.api.urls")),
     path("webhooks/", include("inbox.webhooks.urls")),
     path("internal/live/", relay.relay_view, name="live-relay"),
+    path("sandbox/", sandbox_views.sandbox_page, name="sandbox"),
+    path("sandbox/send/", sandbox_views.sandbox_send, name="sandbox-send"),
+    path("sandbox/messages/<int:message_id>/ack/", sandbox_views.sandbox_ack, name="sandbox-ack"),
     path("", include("inbox.urls")),
 ]
 

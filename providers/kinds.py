@@ -9,7 +9,7 @@ class KindSpec:
     label: str
     config: tuple[str, ...] = ()
     credentials: tuple[str, ...] = ()
-    optional_config: tuple[str, ...] = ("api_base_url", "rate_limit_per_second")
+    optional_config: tuple[str, ...] = ("api_base_url", "rate_limit_per_second", "sandbox")
     optional_credentials: tuple[str, ...] = ()
     # Credentials generated when absent (e.g. Telegram's secret_token).
     generated: tuple[str, ...] = field(default_factory=tuple)
@@ -36,7 +36,7 @@ KINDS: dict[str, KindSpec] = {
             "twilio_sms",
             "SMS (Twilio)",
             config=("account_sid", "from"),
-            optional_config=("api_base_url", "messaging_service_sid", "rate_limit_per_second"),
+            optional_config=("api_base_url", "messaging_service_sid", "rate_limit_per_second", "sandbox"),
             credentials=("auth_token",),
             optional_credentials=("webhook_shared_key",),
         ),
@@ -44,7 +44,7 @@ KINDS: dict[str, KindSpec] = {
             "twilio_whatsapp",
             "WhatsApp (Twilio)",
             config=("account_sid", "from"),
-            optional_config=("api_base_url", "messaging_service_sid", "rate_limit_per_second"),
+            optional_config=("api_base_url", "messaging_service_sid", "rate_limit_per_second", "sandbox"),
             credentials=("auth_token",),
             optional_credentials=("webhook_shared_key",),
         ),
@@ -58,7 +58,7 @@ KINDS: dict[str, KindSpec] = {
             "instagram",
             "Instagram",
             config=("instagram_account_id",),
-            optional_config=("api_base_url", "rate_limit_per_second", "page_id"),
+            optional_config=("api_base_url", "rate_limit_per_second", "sandbox", "page_id"),
             credentials=("page_access_token", "app_secret", "verify_token"),
         ),
         KindSpec(
@@ -68,6 +68,7 @@ KINDS: dict[str, KindSpec] = {
             optional_config=(
                 "api_base_url",
                 "rate_limit_per_second",
+                "sandbox",
                 "smtp_host",
                 "smtp_port",
                 "imap_host",
@@ -89,7 +90,7 @@ KINDS: dict[str, KindSpec] = {
             "webchat",
             "Website chat",
             config=("allowed_origins",),
-            optional_config=("api_base_url", "rate_limit_per_second", "pre_chat_form", "greeting"),
+            optional_config=("api_base_url", "rate_limit_per_second", "sandbox", "pre_chat_form", "greeting"),
             optional_credentials=("identity_secret",),
             generated=("identity_secret",),
         ),

@@ -33,7 +33,7 @@ MASK = "••••"
 E164_RE = re.compile(r"^\+[1-9]\d{1,14}$")
 TELEGRAM_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 # Keys whose values are not plain strings.
-STRUCTURED_CONFIG_KEYS = {"allowed_origins", "pre_chat_form", "use_tls", "smtp_port", "imap_port"}
+STRUCTURED_CONFIG_KEYS = {"allowed_origins", "pre_chat_form", "use_tls", "smtp_port", "imap_port", "sandbox"}
 SETTABLE_STATUSES = (Channel.Status.ACTIVE, Channel.Status.PAUSED)
 
 
