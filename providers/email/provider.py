@@ -166,6 +166,9 @@ class EmailProvider(Provider):
             raise WebhookVerificationError("this mailbox channel receives mail by IMAP polling, not webhooks")
         spec = esps.spec_for(self.esp)
         view = esps.webhook_view(spec, self._endpoint_of(request), self.credentials, for_verify=True)
+        # Read the raw body first: validators that look at request.POST consume the stream of a
+        # multipart post, and the intake stores request.body afterwards.
+        _ = request.body
         try:
             view.run_validators(request)
         except (AnymailWebhookValidationFailure, AnymailAPIError) as exc:
