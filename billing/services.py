@@ -117,7 +117,9 @@ def credit_account_get_or_create(*, organization_id: int) -> CreditAccount:
 def _account_locked(organization_id: int) -> CreditAccount:
     """The organization's account, locked until the end of the caller's transaction."""
     credit_account_get_or_create(organization_id=organization_id)
-    return CreditAccount.objects.select_for_update().select_related("plan").get(organization_id=organization_id)
+    return CreditAccount.objects.select_for_update(of=("self",)).select_related("plan").get(
+        organization_id=organization_id
+    )
 
 
 def credit_floor(account: CreditAccount) -> Decimal:
@@ -127,8 +129,8 @@ def credit_floor(account: CreditAccount) -> Decimal:
     return -(plan.overdraft if plan else ZERO)
 
 
-def _require_cover(account: CreditAccount, amount: Decimal, *, released: Decimal = ZERO) -> None:
-    available = account.balance - account.held + released
+def _require_cover(account: CreditAccount, amount: Decimal) -> None:
+    available = account.balance - account.held
     if available - amount < credit_floor(account):
         raise InsufficientCredits(
             f"Not enough credit: {amount} {account.currency} needed, "
