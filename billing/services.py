@@ -384,6 +384,7 @@ def usage_record(
     that reserved is always recorded. Without a hold the cost must fit above the floor, else
     InsufficientCredits and nothing is written — unless `force` (an event that already happened and
     cannot be refused, e.g. an inbound message), which records it and may go below the floor.
+    An event dated in a month whose invoice is already issued is recorded (and priced) as of now.
     """
     if quantity <= 0:
         raise ValueError("usage quantity must be positive; reverse usage with usage_refund")
@@ -393,6 +394,14 @@ def usage_record(
         account = _account_locked(organization_id)
         if UsageRecord.objects.filter(idempotency_key=idempotency_key).exists():
             return False
+        if Invoice.objects.filter(
+            organization_id=organization_id,
+            status=Invoice.Status.ISSUED,
+            period_start__lte=occurred_at.date(),
+            period_end__gte=occurred_at.date(),
+        ).exists():
+            # That month is invoiced and frozen: a late event is billed in the open period instead.
+            occurred_at = timezone.now()
         plan = _plan_for(account)
         price = price_lookup(
             plan_id=plan.pk if plan else None,
