@@ -18,8 +18,6 @@ Docs:
 - throughput: https://developers.facebook.com/documentation/business-messaging/whatsapp/throughput
 """
 
-import hashlib
-import hmac
 import json
 import logging
 import mimetypes
@@ -28,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import urllib3.exceptions
-from django.http import HttpResponse, HttpResponseForbidden
+from django.http import HttpResponse
 
 from .base import (
     CheckResult,
@@ -50,13 +47,29 @@ from .errors import (
     ProviderError,
     RateLimited,
     TransientFailure,
-    WebhookVerificationError,
 )
+from .meta_common import (
+    SIGNATURE_HEADER,
+    SIGNATURE_PREFIX,
+    graph_request,
+    hub_handshake,
+    sign,
+    verify_signature,
+)
+from .meta_common import retry_after_seconds as _retry_after_seconds
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "SIGNATURE_PREFIX",
+    "WhatsAppCloudProvider",
+    "error_from_graph",
+    "load_payload",
+    "phone_number_ids",
+    "sign",
+]
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Hub-Signature-256"
-SIGNATURE_PREFIX = "sha256="
 WEBHOOK_OBJECT = "whatsapp_business_account"
 # Prefix of biz_opaque_callback_data on every message we send: a status webhook echoes it back, so a
 # status can find our message even when the send response (with the wamid) was lost.
@@ -142,11 +155,6 @@ def phone_number_ids(body: bytes) -> list[str]:
     return found
 
 
-def sign(body: bytes, app_secret: str) -> str:
-    """The X-Hub-Signature-256 header value Meta sends for `body`."""
-    return SIGNATURE_PREFIX + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def _values(data: dict[str, Any]) -> list[dict[str, Any]]:
     values = []
     for entry in data["entry"]:
@@ -201,16 +209,6 @@ def _unsupported(original_type: str, errors: list[dict[str, Any]], fallback_titl
     """An `unsupported` message whose content names WhatsApp's error (or ours when it sent none)."""
     error = _error_dict(errors[0]) if errors else {"code": "", "title": fallback_title, "details": ""}
     return {"type": "unsupported", "content": {"original_type": original_type, "error": error}}
-
-
-def _retry_after_seconds(header: str | None) -> float | None:
-    if not header:
-        return None
-    try:
-        seconds = float(header)
-    except ValueError:
-        return None
-    return max(seconds, 0.0)
 
 
 def error_from_graph(status: int, body: Any, retry_after_header: str | None = None) -> ProviderError:
@@ -282,32 +280,16 @@ class WhatsAppCloudProvider(Provider):
         A wrong or missing token gets 403 without the challenge (Meta's docs); a GET without any hub.*
         parameter is not a handshake (None).
         """
-        if request.method != "GET" or not any(key.startswith("hub.") for key in request.GET):
-            return None
-        expected = str(self.credentials.get("verify_token") or "")
-        given = request.GET.get("hub.verify_token", "")
-        if (
-            request.GET.get("hub.mode") != "subscribe"
-            or not expected
-            or not hmac.compare_digest(given.encode(), expected.encode())
-        ):
-            logger.info("whatsapp: refused webhook verification for channel %s", self.channel.pk)
-            return HttpResponseForbidden("verify token does not match", content_type="text/plain")
-        return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
+        return hub_handshake(
+            request,
+            str(self.credentials.get("verify_token") or ""),
+            label="whatsapp",
+            channel_pk=self.channel.pk,
+        )
 
     def verify(self, request) -> None:
         """Check X-Hub-Signature-256 ("sha256=" + hex HMAC-SHA256 of the raw body, key = app secret)."""
-        secret = str(self.credentials.get("app_secret") or "")
-        if not secret:
-            raise WebhookVerificationError("channel has no app_secret to check the signature with")
-        header = (request.headers.get(SIGNATURE_HEADER) or "").strip()
-        if not header:
-            raise WebhookVerificationError(f"missing {SIGNATURE_HEADER} header")
-        if not header.lower().startswith(SIGNATURE_PREFIX):
-            raise WebhookVerificationError(f"{SIGNATURE_HEADER} does not start with {SIGNATURE_PREFIX!r}")
-        given = SIGNATURE_PREFIX + header[len(SIGNATURE_PREFIX) :].lower()
-        if not hmac.compare_digest(given.encode(), sign(request.body, secret).encode()):
-            raise WebhookVerificationError(f"{SIGNATURE_HEADER} does not match the body")
+        verify_signature(request, str(self.credentials.get("app_secret") or ""))
 
     def event_id(self, body: bytes, headers: dict) -> str | None:
         """No delivery id on WhatsApp: None (the body hash is used), once the body is known to be one."""
@@ -529,27 +511,16 @@ class WhatsAppCloudProvider(Provider):
         timeout or a connection dropped after writing may mean Meta accepted it (AmbiguousFailure).
         """
         headers = {"Authorization": f"Bearer {self._token()}", **kwargs.pop("headers", {})}
-        try:
-            with self.http() as session:
-                return session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
-        except requests.ConnectTimeout as exc:
-            raise TransientFailure(
-                f"connect timeout calling WhatsApp: {exc}", code="connect_timeout"
-            ) from exc
-        except requests.ReadTimeout as exc:
-            raise AmbiguousFailure(f"no answer from WhatsApp within {self.timeout}s", code="timeout") from exc
-        except requests.ConnectionError as exc:
-            if _dropped_after_sending(exc):
-                raise AmbiguousFailure(
-                    f"connection dropped by WhatsApp: {exc}", code="connection_dropped"
-                ) from exc
-            raise TransientFailure(f"cannot connect to WhatsApp: {exc}", code="connection_error") from exc
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-            raise AmbiguousFailure(f"answer from WhatsApp cut off: {exc}", code="connection_dropped") from exc
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-            raise ConfigurationError(f"invalid WhatsApp API base URL {self.api_base!r}") from exc
-        except requests.RequestException as exc:
-            raise TransientFailure(f"error calling WhatsApp: {exc}", code="request_error") from exc
+        return graph_request(
+            self.http,
+            method,
+            url,
+            headers=headers,
+            timeout=self.timeout,
+            platform="WhatsApp",
+            api_base=self.api_base,
+            **kwargs,
+        )
 
     def _call(self, method: str, url: str, *, ambiguous_body: bool, **kwargs) -> dict[str, Any]:
         """_request plus status mapping; returns the decoded JSON answer of a 2xx."""
@@ -769,16 +740,3 @@ class WhatsAppCloudProvider(Provider):
         number = str(answer.get("display_phone_number") or self.phone_number_id)
         name = str(answer.get("verified_name") or "")
         return CheckResult(True, f"Connected as {number} ({name})" if name else f"Connected as {number}")
-
-
-def _dropped_after_sending(exc: requests.ConnectionError) -> bool:
-    """True when the connection broke after the request went out (urllib3 ProtocolError).
-
-    requests wraps a failure to connect as MaxRetryError(NewConnectionError / NameResolutionError), and a
-    connection reset or closed while waiting for the answer as ProtocolError ("Connection aborted").
-    Each send uses a fresh session, so there is no stale pooled connection that could fail before sending.
-    """
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, urllib3.exceptions.MaxRetryError):
-        reason = reason.reason
-    return isinstance(reason, urllib3.exceptions.ProtocolError)
