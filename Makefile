@@ -30,6 +30,7 @@ TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/ale
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/15)
 
 test: $(STAMP)
+	@scripts/system-deps.sh
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
 	@if [ -n "$$(ls tests/e2e/test_*.py 2>/dev/null)" ]; then \
 		DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest -m e2e tests/e2e $(PYTEST_ARGS); \

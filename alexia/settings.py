@@ -18,7 +18,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # Fernet key (32 url-safe base64 bytes). The default only suits local demos: set your own in production.
-FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default="") or "bG9jYWwtZGV2LW9ubHktZmVybmV0LWtleS0zMmJ5dGU="
+FIELD_ENCRYPTION_KEY = (
+    env("FIELD_ENCRYPTION_KEY", default="") or "bG9jYWwtZGV2LW9ubHktZmVybmV0LWtleS0zMmJ5dGU="
+)
 
 INSTALLED_APPS = [
     "daphne",
@@ -72,7 +74,9 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db_url_config(env("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'alexia.sqlite3'}")}
+DATABASES = {
+    "default": env.db_url_config(env("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'alexia.sqlite3'}")
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI a sync view cannot keep a persistent connection (see STACK-NOTES): use psycopg's pool.
     if env.bool("DATABASE_POOL", default=False):
@@ -86,6 +90,8 @@ else:
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# ESPs post whole e-mails (attachments included) to the inbound webhook.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=40 * 1024 * 1024)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
@@ -145,10 +151,15 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
     }
 
-LIVE_RELAY_URL = env("LIVE_RELAY_URL", default="") or ("" if REDIS_URL else f"{PUBLIC_BASE_URL}/internal/live/")
+LIVE_RELAY_URL = env("LIVE_RELAY_URL", default="") or (
+    "" if REDIS_URL else f"{PUBLIC_BASE_URL}/internal/live/"
+)
 
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
@@ -162,6 +173,7 @@ CELERY_TASK_ROUTES = {
     "inbox.tasks.attachment_download_task": {"queue": "default"},
     "inbox.tasks.message_send_bulk_task": {"queue": "bulk"},
     "inbox.tasks.telegram_poll_task": {"queue": "live"},
+    "inbox.tasks.email_poll_task": {"queue": "default"},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -225,6 +237,7 @@ CELERY_BEAT_SCHEDULE = {
     "message-sweep": {"task": "inbox.tasks.message_sweep_task", "schedule": 30.0},
     "webhook-event-sweep": {"task": "inbox.tasks.webhook_event_sweep_task", "schedule": 60.0},
     "telegram-poll": {"task": "inbox.tasks.telegram_poll_all_task", "schedule": 3.0},
+    "email-poll": {"task": "inbox.tasks.email_poll_all_task", "schedule": 60.0},
 }
 
 # TLS redirect and HSTS preload are the reverse proxy's and the operator's calls (docs/deployment.md).

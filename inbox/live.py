@@ -30,7 +30,9 @@ def publish_on_commit(organization_id: int, kind: str, data: dict) -> None:
 
 
 def message_changed(message, *, created: bool) -> None:
-    publish_on_commit(message.organization_id, "message.created" if created else "message.updated", message_payload(message))
+    publish_on_commit(
+        message.organization_id, "message.created" if created else "message.updated", message_payload(message)
+    )
 
 
 def conversation_changed(conversation, *, created: bool) -> None:

@@ -41,7 +41,11 @@ def sandbox_page(request):
         .order_by("-created_at")[:20]
     )
     rows = [
-        {"channel": c, "default_sender": DEFAULT_SENDERS.get(c.kind, ""), "received": sandbox_platform_received(channel=c)}
+        {
+            "channel": c,
+            "default_sender": DEFAULT_SENDERS.get(c.kind, ""),
+            "received": sandbox_platform_received(channel=c),
+        }
         for c in channels
     ]
     return render(request, "sandbox/index.html", {"rows": rows, "outbound": outbound})
@@ -51,7 +55,10 @@ def sandbox_page(request):
 @require_POST
 def sandbox_send(request):
     organization = _organization(request)
-    channel = next((c for c in sandbox_channels(organization=organization) if str(c.pk) == request.POST.get("channel")), None)
+    channel = next(
+        (c for c in sandbox_channels(organization=organization) if str(c.pk) == request.POST.get("channel")),
+        None,
+    )
     if channel is None:
         raise Http404("no such sandbox channel")
     try:
@@ -72,7 +79,9 @@ def sandbox_send(request):
 @require_POST
 def sandbox_ack(request, message_id: int):
     organization = _organization(request)
-    message = Message.objects.select_related("channel").filter(organization=organization, pk=message_id).first()
+    message = (
+        Message.objects.select_related("channel").filter(organization=organization, pk=message_id).first()
+    )
     if message is None:
         raise Http404("no such message")
     try:

@@ -38,7 +38,9 @@ def attachment_download_task(self, attachment_id: int) -> str:
     try:
         return attachment_download(attachment_id=attachment_id)
     except TransientFailure as exc:
-        raise self.retry(countdown=min(600, 2 ** (self.request.retries + 1)) * random.uniform(0.5, 1.5), exc=exc) from exc
+        raise self.retry(
+            countdown=min(600, 2 ** (self.request.retries + 1)) * random.uniform(0.5, 1.5), exc=exc
+        ) from exc
 
 
 @shared_task
@@ -53,7 +55,6 @@ def webhook_event_sweep_task() -> int:
     from inbox.services.webhooks import webhook_event_sweep
 
     return webhook_event_sweep()
-
 
 
 @shared_task
@@ -71,3 +72,20 @@ def telegram_poll_task(channel_id: int) -> int:
     from inbox.services.polling import telegram_poll
 
     return telegram_poll(channel_id=channel_id, timeout=0)
+
+
+@shared_task
+def email_poll_all_task() -> int:
+    from inbox.services.email_polling import email_poll_channel_ids
+
+    ids = email_poll_channel_ids()
+    for channel_id in ids:
+        email_poll_task.delay(channel_id)
+    return len(ids)
+
+
+@shared_task(acks_late=True)
+def email_poll_task(channel_id: int) -> int:
+    from inbox.services.email_polling import email_poll
+
+    return email_poll(channel_id=channel_id)

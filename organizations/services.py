@@ -27,7 +27,11 @@ def api_key_create(*, organization: Organization, name: str, created_by=None) ->
     prefix = secrets.token_hex(4)
     raw = f"alx_{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(
-        organization=organization, name=name, prefix=prefix, hashed_key=ApiKey.hash(raw), created_by=created_by
+        organization=organization,
+        name=name,
+        prefix=prefix,
+        hashed_key=ApiKey.hash(raw),
+        created_by=created_by,
     )
     return key, raw
 
@@ -38,7 +42,9 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
         .filter(hashed_key=ApiKey.hash(raw_key), revoked_at__isnull=True)
         .first()
     )
-    if key is not None and (key.last_used_at is None or (timezone.now() - key.last_used_at).total_seconds() > 60):
+    if key is not None and (
+        key.last_used_at is None or (timezone.now() - key.last_used_at).total_seconds() > 60
+    ):
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
     return key
 

@@ -80,7 +80,9 @@ def start_fakes(port_base: int | None = None):
 
     base = settings.FAKES_PORT_BASE if port_base is None else port_base
     whatsapp = FakeWhatsApp(
-        access_token=WHATSAPP_TOKEN, phone_number_id=WHATSAPP_PHONE_NUMBER_ID, port=base + FAKE_OFFSETS["whatsapp_cloud"]
+        access_token=WHATSAPP_TOKEN,
+        phone_number_id=WHATSAPP_PHONE_NUMBER_ID,
+        port=base + FAKE_OFFSETS["whatsapp_cloud"],
     )
     telegram = FakeTelegram(port=base + FAKE_OFFSETS["telegram"])
     telegram.require_https = False  # the demo's webhook URL is plain http://127.0.0.1

@@ -36,7 +36,9 @@ def attachment_download(*, attachment_id: int) -> str:
             raise PermanentFailure("too_large", f"attachment is {len(data)} bytes, over the limit")
     except PermanentFailure as exc:
         with transaction.atomic():
-            Attachment.objects.filter(pk=attachment_id).update(status=Attachment.Status.FAILED, error=exc.reason)
+            Attachment.objects.filter(pk=attachment_id).update(
+                status=Attachment.Status.FAILED, error=exc.reason
+            )
             live.message_changed(attachment.message, created=False)
         return Attachment.Status.FAILED
     content_type = content_type or attachment.content_type or "application/octet-stream"

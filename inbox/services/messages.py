@@ -34,6 +34,10 @@ IDENTITY_KIND_FOR_CHANNEL = {
     "webchat": ContactIdentity.Kind.WEBCHAT,
 }
 
+# Messenger and Instagram allow a human agent's reply for 7 days with the HUMAN_AGENT tag.
+# https://developers.facebook.com/docs/messenger-platform/send-messages/message-tags/
+HUMAN_AGENT_WINDOW = {"messenger": timedelta(days=7), "instagram": timedelta(days=7)}
+
 # Platforms that only allow free-form replies within 24 hours of the customer's last message.
 # https://developers.facebook.com/docs/whatsapp/pricing#customer-service-windows
 SERVICE_WINDOW = {
@@ -80,7 +84,11 @@ def _identity_get_or_create(*, channel: Channel, kind: str, value: str, name: st
         with transaction.atomic():
             contact = Contact.objects.create(organization_id=channel.organization_id, name=name[:200])
             return ContactIdentity.objects.create(
-                organization_id=channel.organization_id, contact=contact, kind=kind, value=value, channel=channel
+                organization_id=channel.organization_id,
+                contact=contact,
+                kind=kind,
+                value=value,
+                channel=channel,
             )
     except IntegrityError:
         # Another worker created it first: use theirs.
@@ -109,23 +117,32 @@ def _conversation_for_inbound(
     return conversation, created, reopened
 
 
-def message_receive(*, channel: Channel, inbound: InboundMessage, received_at: datetime | None = None) -> Message | None:
+def message_receive(
+    *, channel: Channel, inbound: InboundMessage, received_at: datetime | None = None
+) -> Message | None:
     """Store a customer's message once and put it in its conversation.
 
     Precondition: called inside the webhook event's processing (any transaction). Idempotent on
     (channel, platform_message_id): a redelivery returns the stored message and emits nothing.
     Emits message.created and conversation.created/updated on commit; queues attachment downloads.
     """
-    existing = Message.objects.filter(channel=channel, platform_message_id=inbound.platform_message_id).first()
+    existing = Message.objects.filter(
+        channel=channel, platform_message_id=inbound.platform_message_id
+    ).first()
     if inbound.is_echo:
         return existing
     if existing is not None:
-        if inbound.is_edit and existing.text != inbound.text:
-            existing.text = inbound.text
-            existing.content = {**existing.content, "edited": True}
-            existing.save(update_fields=["text", "content", "updated_at"])
-            live.message_changed(existing, created=False)
+        if inbound.is_edit:
+            content = {**existing.content, **inbound.content, "edited": True}
+            if existing.text != inbound.text or content != existing.content:
+                existing.text = inbound.text
+                existing.content = content
+                existing.save(update_fields=["text", "content", "updated_at"])
+                live.message_changed(existing, created=False)
         return existing
+    if inbound.is_edit and inbound.content.get("deleted"):
+        # The customer unsent a message we never received: nothing to show.
+        return None
 
     if inbound.timestamp.year <= 1970:
         # The platform gave no time (Telegram callback queries, Twilio): use when we received it.
@@ -134,9 +151,14 @@ def message_receive(*, channel: Channel, inbound: InboundMessage, received_at: d
         identity = _identity_get_or_create(
             channel=channel, kind=inbound.sender_kind, value=inbound.sender_value, name=inbound.sender_name
         )
+        thread_key = inbound.thread_key
+        if channel.kind == "email":
+            thread_key = _email_thread_key(channel=channel, contact=identity.contact, inbound=inbound)
         conversation, created, reopened = _conversation_for_inbound(
-            channel=channel, contact=identity.contact, thread_key=inbound.thread_key, at=inbound.timestamp
+            channel=channel, contact=identity.contact, thread_key=thread_key, at=inbound.timestamp
         )
+        if created and channel.kind == "email":
+            conversation.subject = str(inbound.content.get("email", {}).get("subject", ""))[:255]
         content = dict(inbound.content)
         if inbound.reply_to_platform_id:
             content["reply_to"] = inbound.reply_to_platform_id
@@ -175,7 +197,9 @@ def message_receive(*, channel: Channel, inbound: InboundMessage, received_at: d
 
             transaction.on_commit(lambda: [attachment_download_task.delay(i) for i in ids])
         if reopened:
-            system_message_record(conversation, "Conversation reopened by a new message", at=inbound.timestamp)
+            system_message_record(
+                conversation, "Conversation reopened by a new message", at=inbound.timestamp
+            )
         if inbound.timestamp >= conversation.last_activity_at or created:
             conversation.last_activity_at = inbound.timestamp
             conversation.last_message_preview = _preview(message)
@@ -186,6 +210,76 @@ def message_receive(*, channel: Channel, inbound: InboundMessage, received_at: d
         live.message_changed(message, created=True)
         live.conversation_changed(conversation, created=created)
     return message
+
+
+EMAIL_SUBJECT_FALLBACK_DAYS = 30
+
+
+def _email_thread_key(*, channel: Channel, contact: Contact, inbound: InboundMessage) -> str:
+    """Which conversation a customer's mail belongs to (providers/email/threading.py).
+
+    In order: the thread's root Message-ID (an existing conversation with that key); the conversation
+    of our own message the mail answers; a message of this channel named in References/In-Reply-To;
+    the newest open conversation with this contact whose normalized subject matches (mail clients
+    that drop the headers); else a new thread keyed by the mail's root id.
+    """
+    from providers.email.threading import subject_key
+
+    email = inbound.content.get("email", {})
+    conversations = Conversation.objects.filter(channel=channel, contact=contact)
+    if inbound.thread_key and conversations.filter(thread_key=inbound.thread_key).exists():
+        return inbound.thread_key
+    ours = email.get("reply_to_our_message")
+    if ours:
+        mine = Message.objects.filter(
+            pk=ours, channel=channel, direction=Message.Direction.OUT
+        ).select_related("conversation")
+        found = mine.filter(conversation__contact=contact).first()
+        if found is not None:
+            return found.conversation.thread_key
+    referenced = [*email.get("references", []), *([email["in_reply_to"]] if email.get("in_reply_to") else [])]
+    if referenced:
+        found = (
+            Message.objects.filter(
+                channel=channel, platform_message_id__in=referenced, conversation__contact=contact
+            )
+            .select_related("conversation")
+            .order_by("-created_at")
+            .first()
+        )
+        if found is not None:
+            return found.conversation.thread_key
+    key = email.get("subject_key") or subject_key(email.get("subject", ""))
+    if key:
+        since = inbound.timestamp - timedelta(days=EMAIL_SUBJECT_FALLBACK_DAYS)
+        for conversation in (
+            conversations.exclude(status=Conversation.Status.RESOLVED)
+            .filter(last_activity_at__gte=since)
+            .order_by("-last_activity_at")[:20]
+        ):
+            if subject_key(conversation.subject) == key:
+                return conversation.thread_key
+    return inbound.thread_key
+
+
+def _email_reply_content(conversation: Conversation) -> dict:
+    """Reply headers for an agent's e-mail, so the customer's client threads it (RFC 5322 §3.6.4)."""
+    last = (
+        Message.objects.filter(
+            conversation=conversation, direction=Message.Direction.IN, content__has_key="email"
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    email = last.content.get("email", {}) if last else {}
+    parent = email.get("message_id", "")
+    references = [*email.get("references", []), *([parent] if parent else [])]
+    return {
+        "subject": conversation.subject or email.get("subject", ""),
+        "thread_root": conversation.thread_key,
+        "in_reply_to": parent,
+        "references": references,
+    }
 
 
 def system_message_record(conversation: Conversation, text: str, *, at: datetime | None = None) -> Message:
@@ -205,12 +299,49 @@ def system_message_record(conversation: Conversation, text: str, *, at: datetime
     return message
 
 
+WATERMARK_STATUS = {"delivered_watermark": DeliveryStatus.DELIVERED, "read_watermark": DeliveryStatus.READ}
+
+
+def _watermark_apply(*, channel: Channel, identity: ContactIdentity, event: ContactEvent) -> int:
+    """Meta's delivery/read watermark: every outbound message to this contact on this channel sent at
+    or before the watermark moves forward (never backwards). Idempotent. Returns how many moved."""
+    status = WATERMARK_STATUS[event.event]
+    moved = 0
+    candidates = Message.objects.filter(
+        channel=channel,
+        conversation__contact_id=identity.contact_id,
+        direction=Message.Direction.OUT,
+        private=False,
+        status__in=[Message.Status.SENT, Message.Status.DELIVERED]
+        if status == DeliveryStatus.READ
+        else [Message.Status.SENT],
+        created_at__lte=event.timestamp,
+    ).values_list("pk", flat=True)
+    for pk in list(candidates[:1000]):
+        with transaction.atomic():
+            message = Message.objects.select_for_update().get(pk=pk)
+            update = StatusUpdate(
+                platform_message_id=message.platform_message_id or "",
+                status=status,
+                timestamp=event.timestamp,
+            )
+            if _status_apply_locked(message, update):
+                message.save()
+                live.message_changed(message, created=False)
+                moved += 1
+    return moved
+
+
 def contact_event_apply(*, channel: Channel, event: ContactEvent) -> None:
-    """Blocked the bot, opted out (STOP), bounced: recorded on the identity, honoured by sends."""
+    """Blocked the bot, opted out (STOP), bounced: recorded on the identity, honoured by sends.
+    Delivery/read watermarks (Messenger, Instagram) move the contact's earlier outbound messages."""
     identity = ContactIdentity.objects.filter(
         organization_id=channel.organization_id, kind=event.sender_kind, value=event.sender_value
     ).first()
     if identity is None:
+        return
+    if event.event in WATERMARK_STATUS:
+        _watermark_apply(channel=channel, identity=identity, event=event)
         return
     field, value = {
         "blocked": ("blocked_at", event.timestamp),
@@ -261,7 +392,10 @@ def _status_apply_locked(message: Message, update: StatusUpdate) -> bool:
     current = message.status
     unconfirmed = current == Message.Status.FAILED and message.error_code == SEND_UNCONFIRMED
     if update.status == DeliveryStatus.FAILED:
-        if current == Message.Status.FAILED or STATUS_RANK.get(current, 0) >= STATUS_RANK[Message.Status.DELIVERED]:
+        if (
+            current == Message.Status.FAILED
+            or STATUS_RANK.get(current, 0) >= STATUS_RANK[Message.Status.DELIVERED]
+        ):
             return False
         message.status = Message.Status.FAILED
         message.failed_at = update.timestamp
@@ -290,7 +424,11 @@ def _status_apply_locked(message: Message, update: StatusUpdate) -> bool:
         message.error_reason = ""
         message.failed_at = None
     message.status = new
-    stamp = {Message.Status.SENT: "sent_at", Message.Status.DELIVERED: "delivered_at", Message.Status.READ: "read_at"}
+    stamp = {
+        Message.Status.SENT: "sent_at",
+        Message.Status.DELIVERED: "delivered_at",
+        Message.Status.READ: "read_at",
+    }
     for status, field in stamp.items():
         # A skipped step (read without delivered) is filled with the later time.
         if STATUS_RANK[status] <= STATUS_RANK[new] and getattr(message, field) is None:
@@ -333,13 +471,17 @@ def message_create_outbound(
     """
     organization_id = conversation.organization_id
     if idempotency_key:
-        existing = Message.objects.filter(organization_id=organization_id, idempotency_key=idempotency_key).first()
+        existing = Message.objects.filter(
+            organization_id=organization_id, idempotency_key=idempotency_key
+        ).first()
         if existing is not None:
             return existing, False
     attachments = attachments or []
     text = (text or "").strip()
     if not text and not template and not attachments:
-        raise InboxError("empty_message", "A message needs text, a template or an attachment.", status_code=400)
+        raise InboxError(
+            "empty_message", "A message needs text, a template or an attachment.", status_code=400
+        )
     if private and not text:
         raise InboxError("empty_message", "A private note needs text.", status_code=400)
 
@@ -351,8 +493,18 @@ def message_create_outbound(
         if identity.opted_out_at:
             raise InboxError("contact_opted_out", "The contact opted out of messages on this channel (STOP).")
         if identity.blocked_at:
-            raise InboxError("contact_blocked", "The contact blocked this channel; messages cannot be delivered.")
+            raise InboxError(
+                "contact_blocked", "The contact blocked this channel; messages cannot be delivered."
+            )
+        human_agent = False
         if template is None and not reply_window_open(conversation):
+            extended = HUMAN_AGENT_WINDOW.get(conversation.channel.kind)
+            human_agent = bool(
+                extended
+                and conversation.last_inbound_at
+                and timezone.now() - conversation.last_inbound_at < extended
+            )
+        if template is None and not reply_window_open(conversation) and not human_agent:
             raise InboxError(
                 "window_closed",
                 "The 24-hour reply window is closed: the customer last wrote more than 24 hours ago. "
@@ -360,8 +512,12 @@ def message_create_outbound(
                 details={"last_inbound_at": conversation.last_inbound_at, "template_required": True},
             )
         content["to"] = identity.value
+        if human_agent:
+            content["human_agent"] = True
         if template:
             content["template"] = template
+        if conversation.channel.kind == "email":
+            content.update(_email_reply_content(conversation))
 
     now = timezone.now()
     try:
@@ -373,7 +529,9 @@ def message_create_outbound(
                 channel_id=conversation.channel_id,
                 direction=Message.Direction.OUT,
                 private=private,
-                type=Message.Type.TEMPLATE if template else (Message.Type.MEDIA if attachments else Message.Type.TEXT),
+                type=Message.Type.TEMPLATE
+                if template
+                else (Message.Type.MEDIA if attachments else Message.Type.TEXT),
                 text=text,
                 content=content,
                 sender=sender if getattr(sender, "is_authenticated", False) else None,
@@ -392,6 +550,11 @@ def message_create_outbound(
                     source_url=item.get("url", ""),
                     status=Attachment.Status.STORED if item.get("file") else Attachment.Status.PENDING,
                 )
+            if conversation.channel.kind == "email" and not private and not conversation.thread_key:
+                # A conversation we start: our first mail's Message-ID becomes the thread root.
+                conversation.thread_key = get_provider(conversation.channel).message_id_for(message.pk)
+                message.content["thread_root"] = conversation.thread_key
+                message.save(update_fields=["content"])
             conversation.last_activity_at = now
             conversation.last_message_preview = _preview(message)
             if not private:
@@ -407,7 +570,9 @@ def message_create_outbound(
             live.conversation_changed(conversation, created=False)
     except IntegrityError:
         if idempotency_key:
-            existing = Message.objects.filter(organization_id=organization_id, idempotency_key=idempotency_key).first()
+            existing = Message.objects.filter(
+                organization_id=organization_id, idempotency_key=idempotency_key
+            ).first()
             if existing is not None:
                 return existing, False
         raise
@@ -418,8 +583,14 @@ def message_retry(*, message: Message) -> Message:
     """An agent retries a failed message: back to pending and queued again (same message row)."""
     with transaction.atomic():
         message = Message.objects.select_for_update().get(pk=message.pk)
-        if message.status != Message.Status.FAILED or message.direction != Message.Direction.OUT or message.private:
-            raise InboxError("not_retryable", "Only a failed outbound message can be retried.", status_code=409)
+        if (
+            message.status != Message.Status.FAILED
+            or message.direction != Message.Direction.OUT
+            or message.private
+        ):
+            raise InboxError(
+                "not_retryable", "Only a failed outbound message can be retried.", status_code=409
+            )
         message.status = Message.Status.PENDING
         message.error_code = ""
         message.error_reason = ""
@@ -528,7 +699,9 @@ def message_send(*, message_id: int) -> SendOutcome:
         per_recipient = provider.per_recipient_rate_per_second
         recipient = head.content.get("to", "")
         if per_recipient and recipient:
-            r2 = ratelimit.acquire(f"ch:{channel.pk}:to:{recipient}", rate=per_recipient, burst=1, max_wait=1.0)
+            r2 = ratelimit.acquire(
+                f"ch:{channel.pk}:to:{recipient}", rate=per_recipient, burst=1, max_wait=1.0
+            )
             if not r2.granted:
                 raise RetryLater(r2.wait, "recipient rate limit")
             reservation = ratelimit.Reservation(True, max(reservation.wait, r2.wait))
@@ -599,11 +772,18 @@ def message_send(*, message_id: int) -> SendOutcome:
     # Step 3: store the platform id and status, meter, publish.
     with transaction.atomic():
         message = Message.objects.select_for_update(of=("self",)).select_related("channel").get(pk=message_id)
-        _mark_sent(message, platform_message_id=result.platform_message_id, segments=result.segments, at=timezone.now())
+        _mark_sent(
+            message,
+            platform_message_id=result.platform_message_id,
+            segments=result.segments,
+            at=timezone.now(),
+        )
     return SendOutcome("sent", result.platform_message_id)
 
 
-def message_sweep(*, stuck_after: timedelta = timedelta(minutes=2), pending_after: timedelta = timedelta(minutes=2)):
+def message_sweep(
+    *, stuck_after: timedelta = timedelta(minutes=2), pending_after: timedelta = timedelta(minutes=2)
+):
     """Resolve messages whose send was interrupted, without sending anything twice.
 
     `sending` for longer than stuck_after: the worker died or the platform never answered. Where the
@@ -623,15 +803,23 @@ def message_sweep(*, stuck_after: timedelta = timedelta(minutes=2), pending_afte
         provider = get_provider(message.channel)
         if provider.supports_lookup:
             try:
-                found = provider.lookup(_outbound_for(message), message.sending_started_at - timedelta(seconds=5))
+                found = provider.lookup(
+                    _outbound_for(message), message.sending_started_at - timedelta(seconds=5)
+                )
             except TransientFailure:
                 continue
             with transaction.atomic():
-                locked = Message.objects.select_for_update(of=("self",)).select_related("channel").get(pk=message.pk)
+                locked = (
+                    Message.objects.select_for_update(of=("self",))
+                    .select_related("channel")
+                    .get(pk=message.pk)
+                )
                 if locked.status != Message.Status.SENDING:
                     continue
                 if found is not None:
-                    _mark_sent(locked, platform_message_id=found.platform_message_id, segments=found.segments, at=now)
+                    _mark_sent(
+                        locked, platform_message_id=found.platform_message_id, segments=found.segments, at=now
+                    )
                     counts["confirmed"] += 1
                 else:
                     locked.status = Message.Status.PENDING

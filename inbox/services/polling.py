@@ -62,7 +62,7 @@ def telegram_poll(*, channel_id: int, timeout: int = 0) -> int:
 
 def polling_channel_ids() -> list[int]:
     return list(
-        Channel.objects.filter(kind="telegram", status=Channel.Status.ACTIVE, config__mode="polling").values_list(
-            "pk", flat=True
-        )
+        Channel.objects.filter(
+            kind="telegram", status=Channel.Status.ACTIVE, config__mode="polling"
+        ).values_list("pk", flat=True)
     )

@@ -29,7 +29,9 @@ def _post(url: str, body: bytes, headers: dict) -> None:
         raise InboxError("sandbox_unreachable", f"Could not reach {url}: {exc}", status_code=502) from exc
     if response.status_code != 200:
         raise InboxError(
-            "sandbox_refused", f"The webhook answered {response.status_code}: {response.text[:200]}", status_code=502
+            "sandbox_refused",
+            f"The webhook answered {response.status_code}: {response.text[:200]}",
+            status_code=502,
         )
 
 
@@ -48,12 +50,20 @@ def sandbox_customer_message(*, channel: Channel, sender: str, name: str, text: 
     if channel.kind == "whatsapp_cloud":
         payload = FakeWhatsApp.inbound_text_payload(config["phone_number_id"], _digits(sender), text, name)
         body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_sign(body, creds["app_secret"])}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": meta_sign(body, creds["app_secret"]),
+        }
     elif channel.kind == "telegram":
         chat_id = int(_digits(sender) or "1")
-        payload = FakeTelegram.update_text(time.time_ns() // 1000, chat_id, text, first_name=name or "Customer")
+        payload = FakeTelegram.update_text(
+            time.time_ns() // 1000, chat_id, text, first_name=name or "Customer"
+        )
         body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": creds["secret_token"]}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Telegram-Bot-Api-Secret-Token": creds["secret_token"],
+        }
     else:
         prefix = "whatsapp:" if channel.kind == "twilio_whatsapp" else ""
         form = FakeTwilio.inbound_sms_form(
@@ -71,19 +81,30 @@ def sandbox_status(*, message: Message, status: str) -> None:
     """Have the fake platform report `status` (delivered, read) of an outbound sandbox message."""
     channel = message.channel
     if not (channel.config or {}).get("sandbox") or not message.platform_message_id:
-        raise InboxError("not_sandbox", "Only sent messages of sandbox channels can be acknowledged.", status_code=400)
+        raise InboxError(
+            "not_sandbox", "Only sent messages of sandbox channels can be acknowledged.", status_code=400
+        )
     if status not in ("delivered", "read"):
         raise InboxError("invalid", "status must be delivered or read", status_code=400)
     creds, config, url = channel.credentials, channel.config, channel.webhook_url
     to = message.content.get("to", "")
     if channel.kind == "whatsapp_cloud":
-        payload = FakeWhatsApp.status_payload(config["phone_number_id"], message.platform_message_id, status, _digits(to))
+        payload = FakeWhatsApp.status_payload(
+            config["phone_number_id"], message.platform_message_id, status, _digits(to)
+        )
         body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_sign(body, creds["app_secret"])}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": meta_sign(body, creds["app_secret"]),
+        }
     elif channel.kind in ("twilio_sms", "twilio_whatsapp"):
         prefix = "whatsapp:" if channel.kind == "twilio_whatsapp" else ""
         form = FakeTwilio.status_form(
-            config["account_sid"], message.platform_message_id, status, from_=config["from"], to=f"{prefix}{to}"
+            config["account_sid"],
+            message.platform_message_id,
+            status,
+            from_=config["from"],
+            to=f"{prefix}{to}",
         )
         body = urlencode(form).encode()
         headers = {
@@ -109,11 +130,25 @@ def sandbox_platform_received(*, channel: Channel) -> list[dict]:
         path, body = item["path"], item["body"]
         if channel.kind == "whatsapp_cloud" and path.endswith("/messages") and '"type"' in body:
             data = json.loads(body)
-            out.append({"to": data.get("to"), "text": (data.get("text") or {}).get("body", f"[{data.get('type')}]"), "at": item["at"]})
+            out.append(
+                {
+                    "to": data.get("to"),
+                    "text": (data.get("text") or {}).get("body", f"[{data.get('type')}]"),
+                    "at": item["at"],
+                }
+            )
         elif channel.kind == "telegram" and path.endswith(("/sendMessage", "/sendPhoto", "/sendDocument")):
             data = json.loads(body) if body.startswith("{") else {}
-            out.append({"to": str(data.get("chat_id", "")), "text": data.get("text") or data.get("caption", ""), "at": item["at"]})
-        elif channel.kind.startswith("twilio") and path.endswith("/Messages.json") and item["method"] == "POST":
+            out.append(
+                {
+                    "to": str(data.get("chat_id", "")),
+                    "text": data.get("text") or data.get("caption", ""),
+                    "at": item["at"],
+                }
+            )
+        elif (
+            channel.kind.startswith("twilio") and path.endswith("/Messages.json") and item["method"] == "POST"
+        ):
             data = {k: v[0] for k, v in parse_qs(body).items()}
             if data.get("From") == channel.config.get("from"):
                 out.append({"to": data.get("To"), "text": data.get("Body", ""), "at": item["at"]})
@@ -121,5 +156,8 @@ def sandbox_platform_received(*, channel: Channel) -> list[dict]:
 
 
 def sandbox_channels(*, organization) -> list[Channel]:
-    return [c for c in Channel.objects.filter(organization=organization, kind__in=SANDBOX_KINDS) if (c.config or {}).get("sandbox")]
-
+    return [
+        c
+        for c in Channel.objects.filter(organization=organization, kind__in=SANDBOX_KINDS)
+        if (c.config or {}).get("sandbox")
+    ]

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 # and shared secrets (Telegram sends its secret token as a header) never are.
 DROPPED_HEADERS = {"cookie", "authorization", "proxy-authorization", "x-telegram-bot-api-secret-token"}
 RECEIVED_AT_HEADER = "x-alexia-received-at"
+# Which of the channel's URLs received it (inbound or tracking): e-mail ESPs post both to one provider.
+ENDPOINT_HEADER = "x-alexia-endpoint"
 # How long a status for an unknown platform id is retried (its send's commit may be in flight).
 UNKNOWN_STATUS_GRACE = timedelta(minutes=2)
 
@@ -44,7 +46,7 @@ def webhook_event_record(
     from inbox.tasks import webhook_event_process_task
 
     now = timezone.now()
-    headers = {**headers, RECEIVED_AT_HEADER: now.isoformat()}
+    headers = {**headers, RECEIVED_AT_HEADER: now.isoformat(), ENDPOINT_HEADER: endpoint}
     event_id = (event_id or body_event_id(body))[:255]
     try:
         with transaction.atomic():
