@@ -4,6 +4,7 @@ fake platforms over HTTP, signed webhooks) with injected failures, then billing_
 import io
 import json
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -141,3 +142,30 @@ def test_reconcile_reports_missing_unexpected_and_quantity_mismatches(org, plan)
     ok, output = _reconcile(org)
     assert ok, output
     assert "2 refunded" in output
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="inbox wiring: a send confirmed late by a platform status (send_unconfirmed -> delivered in "
+    "message_status_apply) is not metered yet; see docs/billing.md 'Wiring'",
+)
+def test_killed_worker_send_confirmed_later_is_metered_once(worker, client, org, plan, wa_channel, fake_whatsapp):
+    add_price(plan, "message.out.whatsapp_cloud", "0.02")
+    add_price(plan, "message.out.whatsapp_cloud.service", "0.02")
+    fund(org.pk, "1")
+    fake_whatsapp.delay_next(1, 6.0, path_contains="/messages")
+    message, _ = message_create_outbound(conversation=_conversation(wa_channel, "+15551230001"), text="Important")
+    wait_until(lambda: len(fake_whatsapp.received("/messages", method="POST")) == 1, what="the platform to get it")
+    worker.kill()
+    from inbox.services.messages import message_sweep
+
+    worker.start()
+    message_sweep(stuck_after=timedelta(seconds=0))
+    status = FakeWhatsApp.status_payload(
+        PHONE_NUMBER_ID, "wamid.LATE", "delivered", "15551230001", biz_opaque_callback_data=f"alexia:{message.pk}"
+    )
+    assert _post_wa(client, wa_channel, status).status_code == 200
+    wait_until(lambda: Message.objects.filter(pk=message.pk, status="delivered").exists(), what="late confirmation")
+    ok, output = _reconcile(org)
+    assert ok, output
+    assert UsageRecord.objects.filter(idempotency_key=f"msg:{message.pk}").count() == 1
