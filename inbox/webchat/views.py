@@ -17,6 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -52,7 +53,7 @@ def _cors(response: HttpResponse, request) -> HttpResponse:
         response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
         response["Access-Control-Allow-Headers"] = f"Content-Type, {VISITOR_HEADER}"
         response["Access-Control-Max-Age"] = "600"
-    response["Vary"] = "Origin"
+    patch_vary_headers(response, ["Origin"])
     response["Cache-Control"] = "no-store"
     return response
 
