@@ -53,14 +53,10 @@ def agent_client(client, agent):
 
 
 @pytest.fixture
-def other_client(client_factory, other_owner):
+def other_client(other_owner):
+    """An owner of another organization, logged in."""
     from django.test import Client
 
     c = Client()
     c.force_login(other_owner)
     return c
-
-
-@pytest.fixture
-def client_factory():
-    return None
