@@ -209,6 +209,14 @@ PROVIDER_HTTP_TIMEOUT = env.float("PROVIDER_HTTP_TIMEOUT", default=15.0)
 # The demo's fake platforms listen on FAKES_PORT_BASE (+0 WhatsApp, +1 Telegram, +2 Twilio).
 FAKES_PORT_BASE = env.int("FAKES_PORT_BASE", default=8401)
 
+# --- Billing ----------------------------------------------------------------------------------------
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com")
+BILLING_CURRENCY = env("BILLING_CURRENCY", default="EUR")
+BILLING_TOPUP_MIN = env("BILLING_TOPUP_MIN", default="5")
+BILLING_TOPUP_MAX = env("BILLING_TOPUP_MAX", default="10000")
+
 # --- Security -----------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
@@ -233,11 +241,15 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+from celery.schedules import crontab  # noqa: E402
+
 CELERY_BEAT_SCHEDULE = {
     "message-sweep": {"task": "inbox.tasks.message_sweep_task", "schedule": 30.0},
     "webhook-event-sweep": {"task": "inbox.tasks.webhook_event_sweep_task", "schedule": 60.0},
     "telegram-poll": {"task": "inbox.tasks.telegram_poll_all_task", "schedule": 3.0},
     "email-poll": {"task": "inbox.tasks.email_poll_all_task", "schedule": 60.0},
+    "billing-invoices": {"task": "billing.tasks.invoices_issue_monthly_task", "schedule": crontab(hour=1, minute=0)},
+    "billing-hold-sweep": {"task": "billing.tasks.credit_hold_sweep_task", "schedule": 3600.0},
 }
 
 # TLS redirect and HSTS preload are the reverse proxy's and the operator's calls (docs/deployment.md).

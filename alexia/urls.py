@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("inbox.api.urls")),
+    path("api/v1/", include("billing.api_urls")),
+    path("billing/", include("billing.urls")),
     path("webhooks/", include("inbox.webhooks.urls")),
     path("internal/live/", relay.relay_view, name="live-relay"),
     path("sandbox/", sandbox_views.sandbox_page, name="sandbox"),

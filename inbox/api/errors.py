@@ -32,6 +32,12 @@ _CODES = {
 
 
 def exception_handler(exc, context):
+    from billing.errors import BillingError
+    from inbox.errors import InboxError
+
+    if isinstance(exc, (InboxError, BillingError)):
+        # Domain refusals raised outside ApiView (e.g. billing's API views) keep their code and status.
+        exc = ApiError(exc.code, exc.message, status_code=exc.status_code, details=exc.details)
     if isinstance(exc, (Http404, ObjectDoesNotExist)):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

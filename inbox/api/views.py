@@ -10,6 +10,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.errors import BillingError
+from billing.services import quota_check
 from inbox import selectors
 from inbox.errors import InboxError
 from inbox.services.contacts import contact_merge, contact_unmerge
@@ -60,7 +62,7 @@ class ApiView(APIView):
     Django's ValidationError becomes 400 `invalid` with field details."""
 
     def handle_exception(self, exc):
-        if isinstance(exc, InboxError):
+        if isinstance(exc, (InboxError, BillingError)):
             exc = ApiError(exc.code, exc.message, status_code=exc.status_code, details=exc.details)
         elif isinstance(exc, DjangoValidationError):
             exc = ApiError("invalid", "The request is not valid.", status_code=400, details=_validation_details(exc))
@@ -120,6 +122,11 @@ class ChannelListView(ApiView):
     )
     def post(self, request):
         data = self.validated(s.ChannelCreateSerializer, request.data)
+        quota_check(
+            organization_id=self.organization.pk,
+            resource="channels",
+            current=channel_selectors.channel_list(organization=self.organization).count(),
+        )
         channel = channel_services.channel_create(organization=self.organization, **data)
         return Response(s.ChannelSerializer(channel).data, status=status.HTTP_201_CREATED)
 

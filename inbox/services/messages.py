@@ -10,7 +10,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.services import usage_record
+from billing.errors import InsufficientCredits
+from billing.meters import country_for_address, message_meter
+from billing.services import credit_check, credit_release, credit_reserve, quota_check, usage_record
 from inbox import live
 from inbox.errors import InboxError, MessageNotYetKnown, RetryLater
 from inbox.models import Attachment, Contact, ContactIdentity, Conversation, Message
@@ -178,6 +180,17 @@ def message_receive(
                 )
         except IntegrityError:
             return Message.objects.get(channel=channel, platform_message_id=inbound.platform_message_id)
+        usage_record(
+            organization_id=channel.organization_id,
+            meter=message_meter(channel_kind=channel.kind, direction="in"),
+            quantity=1,
+            idempotency_key=f"msg:{message.pk}",
+            occurred_at=inbound.timestamp,
+            channel_id=channel.pk,
+            channel_kind=channel.kind,
+            only_if_priced=True,
+            force=True,
+        )
         attachments = [
             Attachment(
                 organization_id=channel.organization_id,
@@ -381,9 +394,13 @@ def message_status_apply(*, channel: Channel, update: StatusUpdate) -> Message |
                     message.platform_message_id = update.platform_message_id
         if message is None:
             raise MessageNotYetKnown(update.platform_message_id)
+        was_unconfirmed = message.status == Message.Status.FAILED and message.error_code == SEND_UNCONFIRMED
         if not _status_apply_locked(message, update):
             return message
         message.save()
+        if was_unconfirmed and message.status != Message.Status.FAILED:
+            # Its send response was lost, so step 3 never metered it: the platform's status is proof.
+            _meter_sent(message, at=message.sent_at or update.timestamp)
         live.message_changed(message, created=False)
     return message
 
@@ -511,6 +528,13 @@ def message_create_outbound(
                 "Send an approved template instead.",
                 details={"last_inbound_at": conversation.last_inbound_at, "template_required": True},
             )
+        category = (template or {}).get("category", "")
+        credit_check(
+            organization_id=organization_id,
+            channel_kind=conversation.channel.kind,
+            meter_hint=message_meter(channel_kind=conversation.channel.kind, category=category) if template else None,
+        )
+        quota_check(organization_id=organization_id, resource="messages_per_day")
         content["to"] = identity.value
         if human_agent:
             content["human_agent"] = True
@@ -629,6 +653,15 @@ def _outbound_for(message: Message) -> OutboundMessage:
     )
 
 
+def _estimated_units(message: Message) -> int:
+    """Billable units known before sending: SMS segments (GSM-7 / UCS-2), else one message."""
+    if message.channel.kind == "twilio_sms" and message.text:
+        from providers.sms import count_segments
+
+        return count_segments(message.text)
+    return 1
+
+
 def _backoff(attempt: int) -> float:
     return min(300.0, 2.0 ** max(attempt, 1)) * random.uniform(0.5, 1.5)
 
@@ -649,7 +682,28 @@ def message_fail(*, message_id: int, code: str, reason: str) -> None:
         message.error_reason = reason
         message.failed_at = timezone.now()
         message.save()
+        credit_release(organization_id=message.organization_id, idempotency_key=f"msg:{message.pk}")
         live.message_changed(message, created=False)
+
+
+def _send_meter(message: Message) -> str:
+    category = (message.content.get("template") or {}).get("category", "")
+    return message_meter(channel_kind=message.channel.kind, category=category)
+
+
+def _meter_sent(message: Message, *, at: datetime) -> None:
+    """Meter an accepted send once (key msg:<id>). Forced: the platform took it, so it is never refused."""
+    usage_record(
+        organization_id=message.organization_id,
+        meter=_send_meter(message),
+        quantity=message.segments or 1,
+        idempotency_key=f"msg:{message.pk}",
+        occurred_at=at,
+        channel_id=message.channel_id,
+        channel_kind=message.channel.kind,
+        country=country_for_address(message.content.get("to", "")),
+        force=True,
+    )
 
 
 def _mark_sent(message: Message, *, platform_message_id: str, segments: int | None, at: datetime) -> None:
@@ -666,15 +720,7 @@ def _mark_sent(message: Message, *, platform_message_id: str, segments: int | No
     if segments:
         message.segments = segments
     message.save()
-    usage_record(
-        organization_id=message.organization_id,
-        meter=f"message.out.{message.channel.kind}",
-        quantity=segments or 1,
-        idempotency_key=f"msg:{message.pk}",
-        occurred_at=at,
-        channel_id=message.channel_id,
-        channel_kind=message.channel.kind,
-    )
+    _meter_sent(message, at=at)
     Channel.objects.filter(pk=message.channel_id).update(last_sent_at=at)
     live.message_changed(message, created=False)
 
@@ -723,6 +769,23 @@ def message_send(*, message_id: int) -> SendOutcome:
             message.save()
             live.message_changed(message, created=False)
             return SendOutcome("failed", "channel inactive")
+        try:
+            credit_reserve(
+                organization_id=message.organization_id,
+                meter=_send_meter(message),
+                quantity=_estimated_units(message),
+                idempotency_key=f"msg:{message.pk}",
+                channel_kind=message.channel.kind,
+                country=country_for_address(message.content.get("to", "")),
+            )
+        except InsufficientCredits as exc:
+            message.status = Message.Status.FAILED
+            message.error_code = exc.code
+            message.error_reason = exc.message
+            message.failed_at = timezone.now()
+            message.save()
+            live.message_changed(message, created=False)
+            return SendOutcome("failed", exc.message)
         message.status = Message.Status.SENDING
         message.sending_started_at = timezone.now()
         message.attempts = F("attempts") + 1
@@ -760,6 +823,7 @@ def message_send(*, message_id: int) -> SendOutcome:
                 message.error_reason = f"Gave up after {attempts} attempts: {exc.reason}"
                 message.failed_at = timezone.now()
                 message.save()
+                credit_release(organization_id=message.organization_id, idempotency_key=f"msg:{message.pk}")
                 live.message_changed(message, created=False)
                 return SendOutcome("failed", exc.reason)
             message.status = Message.Status.PENDING

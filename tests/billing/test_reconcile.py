@@ -144,11 +144,6 @@ def test_reconcile_reports_missing_unexpected_and_quantity_mismatches(org, plan)
     assert "2 refunded" in output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inbox wiring: a send confirmed late by a platform status (send_unconfirmed -> delivered in "
-    "message_status_apply) is not metered yet; see docs/billing.md 'Wiring'",
-)
 def test_killed_worker_send_confirmed_later_is_metered_once(worker, client, org, plan, wa_channel, fake_whatsapp):
     add_price(plan, "message.out.whatsapp_cloud", "0.02")
     add_price(plan, "message.out.whatsapp_cloud.service", "0.02")
