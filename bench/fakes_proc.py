@@ -1,0 +1,46 @@
+"""Serve one fake platform (providers/fakes) on a port until killed: `fakes_proc.py KIND PORT OPTS_JSON`.
+
+The benchmark drives it over HTTP (/_fake/requests, /_fake/fail, /_fake/reset).
+"""
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alexia.settings")
+
+
+def main() -> None:
+    kind, port, opts = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3] if len(sys.argv) > 3 else "{}")
+    if kind == "whatsapp":
+        from providers.fakes.whatsapp import FakeWhatsApp
+
+        fake = FakeWhatsApp(access_token=opts.get("access_token", "bench-wa-token"), port=port)
+        for number in opts.get("phone_number_ids", []):
+            fake.add_phone_number(number, "+1 555-010-0000", "Bench")
+    elif kind == "telegram":
+        from providers.fakes.telegram import FakeTelegram
+
+        fake = FakeTelegram(port=port)
+        fake.require_https = False
+    elif kind == "twilio":
+        from providers.fakes.twilio import FakeTwilio
+
+        fake = FakeTwilio(opts["account_sid"], opts["auth_token"], port=port)
+    else:
+        raise SystemExit(f"unknown fake {kind}")
+    fake._server.request_queue_size = 1024
+    fake.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    stop.wait()
+    fake.stop()
+
+
+if __name__ == "__main__":
+    main()
