@@ -204,7 +204,7 @@
     if (m.id) { S.seen[m.id] = true; if (m.id > S.lastId) S.lastId = m.id; }
     if (m.direction === "in" && m.client_id && S.pending[m.client_id]) {
       var node = S.pending[m.client_id];
-      node.classList.remove("pending"); node.setAttribute("data-id", m.id);
+      node.setAttribute("data-id", m.id);
       delete S.pending[m.client_id];
       return false;
     }
@@ -242,7 +242,7 @@
     if (!S.token) return Promise.resolve();
     return call("GET", "messages/?after=" + S.lastId).then(function (data) {
       receive(data.messages || []);
-      agentTyping(!!data.agent_typing);
+      if (!S.live || !data.agent_typing) agentTyping(!!data.agent_typing, data.agent_name);
       if (data.agents_online !== S.online) setOnline(data.agents_online);
     });
   }
@@ -274,7 +274,7 @@
 
   function post(clientId, text, node, attempt) {
     call("POST", "messages/", { client_id: clientId, text: text, page_url: location.href }).then(function () {
-      node.classList.add("accepted");
+      node.classList.remove("pending");  // stored by the intake: it will be in the history
       if (!S.live) schedulePoll(800);
     }, function (err) {
       // A network error or 5xx may have stored it: retry with the same client id (stored once).

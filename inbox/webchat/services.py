@@ -258,9 +258,10 @@ def _agent_typing_key(channel_id: int, visitor: str) -> str:
     return f"webchat:agent-typing:{channel_id}:{visitor_key(visitor)}"
 
 
-def agent_typing_now(*, channel: Channel, visitor: str) -> bool:
-    """For the polling widget: did an agent signal typing in the last AGENT_TYPING_TTL seconds?"""
-    return bool(cache.get(_agent_typing_key(channel.pk, visitor)))
+def agent_typing_now(*, channel: Channel, visitor: str) -> str | None:
+    """For the polling widget: the first name of an agent who signalled typing in the last
+    AGENT_TYPING_TTL seconds ("" when they have none), else None."""
+    return cache.get(_agent_typing_key(channel.pk, visitor))
 
 
 def webchat_agent_typing(*, organization, conversation_id: int, user, typing: bool) -> bool:
@@ -285,11 +286,11 @@ def webchat_agent_typing(*, organization, conversation_id: int, user, typing: bo
     if identity is None:
         return False
     key = _agent_typing_key(conversation.channel_id, identity.value)
+    name = (user.get_short_name() or user.get_full_name() or "").strip() if user is not None else ""
     if typing:
-        cache.set(key, 1, AGENT_TYPING_TTL)
+        cache.set(key, name, AGENT_TYPING_TTL)
     else:
         cache.delete(key)
-    name = (user.get_short_name() or user.get_full_name() or "").strip() if user is not None else ""
     publish(
         visitor_group(conversation.channel_id, identity.value),
         {

@@ -178,10 +178,12 @@ def messages_view(request, channel, data):
             _message_json(m)
             for m in selectors.visitor_messages(channel=channel, visitor=visitor, after_id=after_id)
         ]
+        typing_name = services.agent_typing_now(channel=channel, visitor=visitor)
         return JsonResponse(
             {
                 "messages": messages,
-                "agent_typing": services.agent_typing_now(channel=channel, visitor=visitor),
+                "agent_typing": typing_name is not None,
+                "agent_name": typing_name or "",
                 "agents_online": agents_online(channel.organization_id),
             }
         )

@@ -410,6 +410,7 @@ def test_agent_typing_reaches_the_visitor(widget, channel, logged_in_agent):
     # The polling widget sees it too, and the agent counts as online.
     body = widget.get("messages").json()
     assert body["agent_typing"] is True
+    assert body["agent_name"] == "Bruna"
     assert body["agents_online"] is True
     logged_in_agent.post(
         f"/webchat/agent/conversations/{conversation.pk}/typing/",
