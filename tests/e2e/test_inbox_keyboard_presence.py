@@ -6,7 +6,13 @@ from playwright.sync_api import expect
 from inbox.models import Conversation
 from organizations.models import Role
 from providers import sms
-from tests.factories import ChannelFactory, ConversationFactory, MembershipFactory, MessageFactory, UserFactory
+from tests.factories import (
+    ChannelFactory,
+    ConversationFactory,
+    MembershipFactory,
+    MessageFactory,
+    UserFactory,
+)
 
 from .conftest import PHONE_NUMBER_ID, login, post_webhook
 from .seed import seed_inbox
