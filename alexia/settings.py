@@ -127,7 +127,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNELS_PREFIX", default="alexia")},
+            # redis-py 8 reads with a 5 s socket timeout, the layer's blocking receive waits 5 s too: an
+            # idle socket would be dropped (channels_redis #422). A longer socket timeout keeps it.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "prefix": env("CHANNELS_PREFIX", default="alexia"),
+            },
         }
     }
 else:

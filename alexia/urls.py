@@ -24,6 +24,7 @@ urlpatterns = [
     path("sandbox/", sandbox_views.sandbox_page, name="sandbox"),
     path("sandbox/send/", sandbox_views.sandbox_send, name="sandbox-send"),
     path("sandbox/messages/<int:message_id>/ack/", sandbox_views.sandbox_ack, name="sandbox-ack"),
+    path("webchat/", include("inbox.webchat.urls")),
     path("", include("inbox.urls")),
 ]
 

@@ -5,6 +5,7 @@ from organizations.middleware import SESSION_KEY
 from organizations.selectors import membership_get, organization_list_for_user
 
 from .publish import organization_group, user_group
+from .widget_consumer import aagents_seen
 
 
 @database_sync_to_async
@@ -33,6 +34,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self.organization_id = membership.organization_id
+        # Agent presence, so the web chat widget can say whether someone is there to answer.
+        await aagents_seen(membership.organization_id)
         await self.send_json({"type": "hello", "v": 1, "data": {"organization": membership.organization_id}})
 
     async def disconnect(self, code):
@@ -41,6 +45,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs):
         if content.get("type") == "ping":
+            await aagents_seen(self.organization_id)
             await self.send_json({"type": "pong", "v": 1})
 
     async def live_event(self, message):
