@@ -166,6 +166,8 @@ LIVE_RELAY_URL = env("LIVE_RELAY_URL", default="") or (
     "" if REDIS_URL else f"{PUBLIC_BASE_URL}/internal/live/"
 )
 
+# Task modules not named tasks.py (autodiscovery finds only those).
+CELERY_IMPORTS = ("inbox.tasks_ui",)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -255,6 +257,7 @@ CELERY_BEAT_SCHEDULE = {
     "email-poll": {"task": "inbox.tasks.email_poll_all_task", "schedule": 60.0},
     "billing-invoices": {"task": "billing.tasks.invoices_issue_monthly_task", "schedule": crontab(hour=1, minute=0)},
     "billing-hold-sweep": {"task": "billing.tasks.credit_hold_sweep_task", "schedule": 3600.0},
+    "conversation-snooze-wake": {"task": "inbox.tasks_ui.conversation_snooze_wake_task", "schedule": 30.0},
 }
 
 # TLS redirect and HSTS preload are the reverse proxy's and the operator's calls (docs/deployment.md).

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 from alexia import health
 from channels_app import relay
 from inbox import sandbox_views
+from inbox.attachment_links import attachment_signed_view
 
 urlpatterns = [
     path("health/", health.health_view, name="health"),
@@ -25,6 +26,7 @@ urlpatterns = [
     path("sandbox/send/", sandbox_views.sandbox_send, name="sandbox-send"),
     path("sandbox/messages/<int:message_id>/ack/", sandbox_views.sandbox_ack, name="sandbox-ack"),
     path("webchat/", include("inbox.webchat.urls")),
+    path("files/<str:token>/", attachment_signed_view, name="attachment-signed"),
     path("", include("inbox.urls")),
 ]
 

@@ -213,7 +213,9 @@ class AttachmentSerializer(serializers.Serializer):
     @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_url(self, attachment) -> str | None:
         if attachment.file:
-            return f"{settings.PUBLIC_BASE_URL}{attachment.file.url}"
+            from inbox.attachment_links import attachment_signed_url
+
+            return attachment_signed_url(attachment)
         return attachment.source_url or None
 
 

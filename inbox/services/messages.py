@@ -5,7 +5,6 @@ import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -633,8 +632,10 @@ def _outbound_for(message: Message) -> OutboundMessage:
     for a in message.attachments.all():
         item = {"content_type": a.content_type, "filename": a.filename}
         if a.file:
+            from inbox.attachment_links import attachment_signed_url
+
             item["path"] = a.file.path
-            item["url"] = f"{settings.PUBLIC_BASE_URL}{a.file.url}"
+            item["url"] = attachment_signed_url(a)
         elif a.source_url:
             item["url"] = a.source_url
         attachments.append(item)

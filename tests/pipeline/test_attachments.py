@@ -93,3 +93,17 @@ def test_unknown_media_fails_permanently_with_the_reason(client, channel, fake):
     attachment.refresh_from_db()
     assert attachment.status == "failed"
     assert attachment.error
+
+
+def test_signed_link_serves_the_file_without_login_and_refuses_tampering(client, channel, fake):
+    from inbox.attachment_links import attachment_signed_url
+
+    fake.add_media("777", PNG, "image/png")
+    attachment = _receive(client, channel, _image_payload("777"))
+    attachment_download(attachment_id=attachment.pk)
+    attachment.refresh_from_db()
+    url = attachment_signed_url(attachment).removeprefix("http://testserver")
+    response = client.get(url)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == PNG
+    assert client.get(url[:-3] + "xyz/").status_code == 404

@@ -198,9 +198,13 @@ def test_attachments_as_multipart_files(api, conversation, settings):
         13,
     )
     assert attachment["status"] == "stored"
-    assert attachment["url"].startswith("http://testserver/media/attachments/")
+    # A signed, expiring link (no public /media/ URL): it serves the file without a session.
+    assert attachment["url"].startswith("http://testserver/files/")
     stored = Attachment.objects.get(pk=attachment["id"])
     assert stored.file.read() == b"%PDF-1.4 test"
+    download = APIClient().get(attachment["url"].removeprefix("http://testserver"))
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == b"%PDF-1.4 test"
 
 
 @pytest.mark.django_db
