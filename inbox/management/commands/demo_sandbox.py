@@ -18,7 +18,9 @@ class Command(BaseCommand):
         if organization is None:
             raise CommandError(f"no organization with slug {opts['org']!r} (run manage.py demo_setup first)")
         for spec in sandbox_channel_specs():
-            existing = Channel.objects.filter(organization=organization, kind=spec["kind"], name=spec["name"]).first()
+            existing = Channel.objects.filter(
+                organization=organization, kind=spec["kind"], name=spec["name"]
+            ).first()
             if existing is not None:
                 # Ports may have changed since last run: keep the channel, refresh where it points.
                 with transaction.atomic():
