@@ -13,28 +13,22 @@ Self-contained fixtures (server, worker, browser), so the module runs with or wi
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import redis
 import requests
-from django.conf import settings
-from django.db import connection
 from django.test import Client
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from websockets.sync.client import connect as ws_connect
 
 from inbox.models import Conversation, Message
 from organizations.models import Role
 from organizations.services import api_key_create
 from tests.factories import ChannelFactory, MembershipFactory, OrganizationFactory, UserFactory
-from tests.pipeline.conftest import WorkerProcess, wait_until
+from tests.pipeline.conftest import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -58,76 +52,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def wc_env(django_db_setup, django_db_blocker, tmp_path_factory):
-    with django_db_blocker.unblock():
-        db = connection.settings_dict
-    url = (
-        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(
-        DATABASE_URL=url,
-        REDIS_URL=settings.REDIS_URL,
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-        MEDIA_ROOT=str(tmp_path_factory.mktemp("wc-media")),
-        CHANNELS_PREFIX=f"wc{os.getpid()}",
-        DJANGO_SETTINGS_MODULE="alexia.settings",
-    )
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    return {"env": env, "port": port}
+@pytest.fixture(scope="session")
+def wc_env(e2e_env):
+    """The e2e session's environment (tests/e2e/conftest.py): one server, one worker pool, one channel
+    layer prefix for every browser test, so no worker ever publishes where the sockets are not."""
+    return e2e_env
 
 
 @pytest.fixture(scope="module")
-def wc_server(wc_env, tmp_path_factory):
-    """daphne serving alexia.asgi:application. Yields its base URL."""
-    log_path = tmp_path_factory.mktemp("wc-daphne") / "daphne.log"
-    log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
-    port = wc_env["port"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "alexia.asgi:application"],
-        cwd=ROOT,
-        env=wc_env["env"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{base}/health/", timeout=2).status_code in (200, 503):
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"daphne did not start: {log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield base
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-    log.close()
+def wc_server(server):
+    return server
 
 
 @pytest.fixture(scope="module")
-def wc_worker(wc_env, tmp_path_factory):
-    redis.Redis.from_url(settings.REDIS_URL).delete("live", "default", "bulk")
-    proc = WorkerProcess(dict(wc_env["env"]), tmp_path_factory.mktemp("wc-worker") / "worker.log").start()
-    yield proc
-    proc.stop()
+def wc_worker(worker):
+    return worker
 
 
 @pytest.fixture(scope="module")
-def wc_browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+def wc_browser(browser):
+    """pytest-playwright's browser (Debian Chromium, see tests/e2e/conftest.py): one Playwright per
+    process, since a second sync_playwright() cannot start inside its running event loop."""
+    return browser
 
 
 @pytest.fixture(scope="module")
