@@ -100,9 +100,7 @@ def test_lookup_key_comes_from_the_provider(org):
     assert create(org, "twilio_sms").lookup_key == "AC" + "1" * 32 + ":+15005550006"
 
 
-def test_lookup_key_falls_back_to_the_first_config_value_without_a_provider(org):
-    if has_provider("webchat"):
-        pytest.skip("webchat has a provider now; its lookup_key() is tested with the provider")
+def test_webchat_lookup_key_is_its_first_allowed_origin(org):
     channel = create(org, "webchat", config={"allowed_origins": ["https://shop.example.com/"]})
     assert channel.lookup_key == "https://shop.example.com"
 
@@ -376,16 +374,6 @@ def test_channel_test_unreachable_platform(org, settings):
     result = channel_test(channel=channel)
     assert not result.ok
     assert Channel.objects.get(pk=channel.pk).last_error == result.detail
-
-
-def test_channel_test_for_a_kind_without_provider(org):
-    kind = next((k for k in KINDS if not has_provider(k)), None)
-    if kind is None:
-        pytest.skip("every kind has a provider")
-    channel = create(org, kind)
-    result = channel_test(channel=channel)
-    assert not result.ok
-    assert "not available" in result.detail
 
 
 def test_services_never_log_credentials(org, caplog, django_capture_on_commit_callbacks):
