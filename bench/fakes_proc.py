@@ -16,7 +16,26 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alexia.settings")
 
 
 def main() -> None:
+    import http.server
+
+    # The default listen backlog (5) drops SYNs under load: the client then waits a 1 s retransmit.
+    http.server.ThreadingHTTPServer.request_queue_size = 1024
     kind, port, opts = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3] if len(sys.argv) > 3 else "{}")
+    from providers.fakes.server import FakePlatform, RecordedRequest
+
+    # Record the status each request was answered with, so the benchmark can tell a delivered send
+    # from one the fake refused on purpose (fail_next) when it counts duplicates.
+    original_dispatch = FakePlatform._dispatch
+
+    def dispatch(self, req):
+        resp = original_dispatch(self, req)
+        req.status = resp.status
+        return resp
+
+    original_as_dict = RecordedRequest.as_dict
+    FakePlatform._dispatch = dispatch
+    RecordedRequest.as_dict = lambda self: {**original_as_dict(self), "status": getattr(self, "status", None)}
+
     if kind == "whatsapp":
         from providers.fakes.whatsapp import FakeWhatsApp
 
@@ -34,7 +53,6 @@ def main() -> None:
         fake = FakeTwilio(opts["account_sid"], opts["auth_token"], port=port)
     else:
         raise SystemExit(f"unknown fake {kind}")
-    fake._server.request_queue_size = 1024
     fake.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())

@@ -186,7 +186,10 @@ def _drop(cur, name: str) -> None:
 
 def ensure_template(env: dict) -> None:
     """Migrate a template database once per code version (the migration files' names and sizes)."""
-    stamp = str(sorted((p.name, p.stat().st_size) for p in ROOT.glob("*/migrations/0*.py")).__hash__())
+    import hashlib
+
+    files = sorted(f"{p.relative_to(ROOT)}:{p.stat().st_size}" for p in ROOT.glob("*/migrations/0*.py"))
+    stamp = hashlib.sha256("\n".join(files).encode()).hexdigest()
     stamp_file = LOGS / "template.stamp"
     with _admin_conn() as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_TEMPLATE])
@@ -302,6 +305,29 @@ class Topology:
         self.start_redis()
         return time.monotonic() - t0
 
+    def flush_redis(self) -> None:
+        subprocess.run(["redis-cli", "-p", str(self.redis_port), "-n", str(REDIS_DB), "flushdb"],
+                       capture_output=True)
+
+    def stop_workers(self) -> None:
+        for w in self.workers:
+            w.stop()
+        self.workers.clear()
+
+    def stop_processes(self) -> None:
+        """Everything but Redis (between scenarios)."""
+        for w in self.workers:
+            w.stop()
+        self.workers.clear()
+        if self.beat:
+            self.beat.stop()
+            self.beat = None
+        for name in list(self.webs):
+            self.webs.pop(name).stop()
+        for proc, _ in self.fakes.values():
+            proc.stop()
+        self.fakes.clear()
+
     # web servers ------------------------------------------------------------------------------------
     def start_web(
         self, server: str = "daphne", *, app: str = "alexia", workers: int = 2, port: int | None = None
@@ -398,17 +424,7 @@ class Topology:
 
     # teardown ---------------------------------------------------------------------------------------
     def stop_all(self) -> None:
-        for w in self.workers:
-            w.stop()
-        self.workers.clear()
-        if self.beat:
-            self.beat.stop()
-            self.beat = None
-        for name in list(self.webs):
-            self.webs.pop(name).stop()
-        for proc, _ in self.fakes.values():
-            proc.stop()
-        self.fakes.clear()
+        self.stop_processes()
         if self.redis:
             subprocess.run(["redis-cli", "-p", str(self.redis_port), "shutdown", "nosave"], capture_output=True)
             self.redis.stop()

@@ -1,0 +1,35 @@
+"""Create outbound messages through message_create_outbound: `outbound_create.py JOB_JSON`.
+
+JOB_JSON: {"items": [[conversation_id, text], ...]}. Run in a few processes at once by the outbound
+scenario (as API requests would arrive from several web workers); prints {"created": n, "seconds": s}.
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alexia.settings")
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    from inbox.models import Conversation
+    from inbox.services.messages import message_create_outbound
+
+    job = json.loads(Path(sys.argv[1]).read_text())
+    ids = {pk for pk, _ in job["items"]}
+    conversations = {c.pk: c for c in Conversation.objects.select_related("channel", "contact").filter(pk__in=ids)}
+    t0 = time.monotonic()
+    for pk, text in job["items"]:
+        message_create_outbound(conversation=conversations[pk], text=text)
+    print(json.dumps({"created": len(job["items"]), "seconds": round(time.monotonic() - t0, 2)}))
+
+
+if __name__ == "__main__":
+    main()
