@@ -5,10 +5,8 @@ Search: on PostgreSQL, full-text search (to_tsvector/to_tsquery with the "simple
 names and words of any language match as typed, each word as a prefix) over message text and contact
 names, plus a substring match on identity values (phone numbers, e-mail addresses, chat ids) which
 full-text search would split into tokens. Elsewhere (SQLite) a substring match on all three.
-The index to add for large tenants (a migration on inbox.Message, owned by the model's author):
-    GinIndex(SearchVector("text", config="simple"), name="message_text_fts")
-and on inbox.Contact: GinIndex(SearchVector("name", config="simple"), name="contact_name_fts").
-The expressions below are written exactly like those indexes, so PostgreSQL would use them.
+The GIN indexes of inbox/migrations/0002_fulltext_indexes.py are written exactly like the expressions
+below, so PostgreSQL uses them.
 """
 
 import re
