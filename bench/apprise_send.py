@@ -31,7 +31,7 @@ def main() -> None:
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=job.get("threads", 1)) as pool:
         results = list(pool.map(send, items))
-    print(json.dumps({"sent": len(items), "ok": sum(results), "seconds": round(time.monotonic() - t0, 2),
+    print(json.dumps({"sent": len(items), "ok": sum(bool(r) for r in results), "seconds": round(time.monotonic() - t0, 2),
                       "threads": job.get("threads", 1), "apprise": apprise.__version__}))
 
 

@@ -16,7 +16,7 @@ import importlib
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +32,7 @@ SCENARIOS = ["inbound", "outbound", "faults", "inbox", "fanout"]
 class Context:
     topo: lib.Topology
     quick: bool
+    partial: dict = field(default_factory=dict)  # figures measured so far, kept if a later step fails
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,14 +64,15 @@ def main(argv: list[str] | None = None) -> int:
             topo.flush_redis()
             info = lib.machine()
             t0 = time.monotonic()
+            ctx = Context(topo=topo, quick=args.quick)
             try:
                 module = importlib.import_module(f"bench.scenarios.{name}")
-                result = module.run(Context(topo=topo, quick=args.quick))
+                result = module.run(ctx)
                 status = "ok"
             except Exception:  # noqa: BLE001 - one scenario's failure must not lose the others' results
                 failures += 1
                 status = "error"
-                result = {"error": traceback.format_exc()}
+                result = {**ctx.partial, "error": traceback.format_exc()}
                 lib.log(f"{name} failed:\n{result['error']}")
             finally:
                 topo.stop_processes()

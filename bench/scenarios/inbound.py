@@ -136,6 +136,7 @@ def run(ctx) -> dict:
         if row["alexia"].get("rps") and row["baseline"].get("rps"):
             row["ratio"] = round(row["alexia"]["rps"] / row["baseline"]["rps"], 3)
         comparison.append(row)
+        ctx.partial["comparison"] = comparison
     # Nothing consumed the queue: forget those events so the sweeper does not replay them below.
     topo.flush_redis()
     WebhookEvent.objects.all().delete()

@@ -214,6 +214,7 @@ def run(ctx) -> dict:
              "messages_per_s": round(total / drain_s, 1), **check}
     log(f"mixed: {mixed['messages_per_s']} msg/s (drain), delivered/s {check['delivered_per_s']}, "
         f"dup {check['duplicates']} lost {check['lost']} exceeded {check['rate_limit_exceeded']}")
+    ctx.partial["mixed"] = mixed
     topo.stop_workers()
 
     # B. Telegram only: our pipeline vs Apprise ----------------------------------------------------------
