@@ -45,6 +45,13 @@ def main() -> None:
     elif kind == "telegram":
         from providers.fakes.telegram import FakeTelegram
 
+        original_reset = FakeTelegram.reset
+
+        def reset(self):
+            original_reset(self)
+            self.require_https = False  # the benchmark's webhook URLs are plain http://127.0.0.1
+
+        FakeTelegram.reset = reset
         fake = FakeTelegram(port=port)
         fake.require_https = False
     elif kind == "twilio":

@@ -443,3 +443,57 @@ def django_setup(env: dict) -> None:
     import django
 
     django.setup()
+
+
+class PgWaits:
+    """Samples pg_stat_activity of the bench database (every 0.2 s, in a thread) while a phase runs:
+    what active backends wait on, and which statements wait on row locks. Evidence for "what bounds it"."""
+
+    def __init__(self, db: str = DB_NAME, interval: float = 0.2) -> None:
+        import threading
+
+        self.db, self.interval = db, interval
+        self.samples = 0
+        self.active = 0
+        self.waits: dict[str, int] = {}
+        self.lock_queries: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "PgWaits":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(f"host={DB_HOST} user={DB_USER} dbname=postgres", autocommit=True) as conn:
+            while not self._stop.is_set():
+                rows = conn.execute(
+                    "SELECT coalesce(wait_event_type, 'CPU'), coalesce(wait_event, ''), left(query, 90) "
+                    "FROM pg_stat_activity WHERE datname = %s AND state = 'active' AND pid <> pg_backend_pid()",
+                    [self.db],
+                ).fetchall()
+                self.samples += 1
+                for wtype, wevent, query in rows:
+                    self.active += 1
+                    key = f"{wtype}:{wevent}"
+                    self.waits[key] = self.waits.get(key, 0) + 1
+                    if wtype == "Lock":
+                        self.lock_queries[query] = self.lock_queries.get(query, 0) + 1
+                self._stop.wait(self.interval)
+
+    def result(self) -> dict:
+        n = max(1, self.samples)
+        top = sorted(self.waits.items(), key=lambda kv: -kv[1])[:8]
+        locks = sorted(self.lock_queries.items(), key=lambda kv: -kv[1])[:5]
+        return {
+            "samples": self.samples,
+            "mean_active_backends": round(self.active / n, 2),
+            "mean_backends_by_wait": {k: round(v / n, 2) for k, v in top},
+            "lock_waiting_statements": {q: round(v / n, 2) for q, v in locks},
+        }

@@ -153,8 +153,9 @@ async def run(cfg: dict) -> dict:
     failed: list[int] = []
     steps_out = []
     saturated = False
-    for step in cfg["steps"]:
-        if saturated and cfg.get("stop_when_saturated", True):
+    for index, step in enumerate(cfg["steps"]):
+        # The first step (the end-to-end measurement) never stops the climb; a saturated later one does.
+        if saturated and index > 1 and cfg.get("stop_when_saturated", True):
             break
         rate, duration = float(step["rate"]), float(step["duration"])
         n = int(rate * duration)

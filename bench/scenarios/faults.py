@@ -29,7 +29,7 @@ def run(ctx) -> dict:
 
     from inbox.models import Message
 
-    rate, duration = (30, 20) if quick else (60, 40)
+    rate, duration = (30, 20) if quick else (50, 30)
     n_out = 500 if quick else 2000
     wa = topo.start_fake("whatsapp", phone_number_ids=[PHONE, *outbound.WA_PHONES[:2]],
                          access_token=fixtures.WA_TOKEN)

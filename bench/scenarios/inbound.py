@@ -18,7 +18,7 @@ import sys
 import time
 
 from .. import fixtures
-from ..lib import BENCH, LOGS, PY, log, rss_mb
+from ..lib import BENCH, LOGS, PY, PgWaits, log, rss_mb
 from ..loadgen import body_for
 
 PHONE = "109000000000001"
@@ -148,10 +148,11 @@ def run(ctx) -> dict:
         topo.start_worker(concurrency=2)
     topo.start_beat()
     if quick:
-        steps = [{"rate": 200, "duration": 4}, {"rate": 500, "duration": 2}, {"rate": 1000, "duration": 2}]
+        steps = [{"rate": 200, "duration": 4}, {"rate": 100, "duration": 2}, {"rate": 500, "duration": 2},
+                 {"rate": 1000, "duration": 2}]
     else:
         steps = [{"rate": 200, "duration": 10}] + [
-            {"rate": r, "duration": 5} for r in (500, 800, 1000, 1200, 1500, 2000, 2500)
+            {"rate": r, "duration": 5} for r in (100, 300, 500, 800, 1000, 1200, 1500, 2000)
         ]
     topologies = [("daphne", None)] if quick else [("daphne", None), ("gunicorn-sync", "daphne")]
     seq = 0
@@ -168,10 +169,11 @@ def run(ctx) -> dict:
         }
         before = Message.objects.filter(direction="in").count()
         started = time.monotonic()
-        out = loadgen(cfg, timeout=600)
-        seq = out["next_seq"]
-        accepted = sum(s["accepted"] for s in out["steps"])
-        drained = wait_processed(before + accepted, timeout=60 if quick else 180)
+        with PgWaits() as waits:
+            out = loadgen(cfg, timeout=600)
+            seq = out["next_seq"]
+            accepted = sum(s["accepted"] for s in out["steps"])
+            drained = wait_processed(before + accepted, timeout=60 if quick else 90)
         ok_steps = [s for s in out["steps"] if s["ok"]]
         knee = max(ok_steps, key=lambda s: s["offered_rps"]) if ok_steps else None
         at = {int(s["offered_rps"]): s for s in out["steps"]}
@@ -181,6 +183,7 @@ def run(ctx) -> dict:
             "steps": out["steps"],
             "knee_rps": knee["achieved_rps"] if knee else None,
             "knee_offered_rps": knee["offered_rps"] if knee else None,
+            "max_achieved_rps": max(s["achieved_rps"] for s in out["steps"]),
             "intake_p50_ms_at_500": at.get(500, {}).get("intake", {}).get("p50_ms"),
             "intake_p99_ms_at_500": at.get(500, {}).get("intake", {}).get("p99_ms"),
             "e2e_p50_ms_at_200": at.get(200, {}).get("e2e", {}).get("p50_ms"),
@@ -191,6 +194,7 @@ def run(ctx) -> dict:
             "stored_minus_accepted": Message.objects.filter(direction="in").count() - before - accepted,
             "web_rss_mb": rss_mb(topo.web_proc(http_port).pid),
             "wall_s": round(time.monotonic() - started, 1),
+            "pg_waits": waits.result(),
         }
         log(f"open loop {http_server}/{summary['ws_server']}: knee {summary['knee_rps']} req/s, "
             f"p99@500 {summary['intake_p99_ms_at_500']} ms, e2e p95@200 {summary['e2e_p95_ms_at_200']} ms, "
