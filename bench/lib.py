@@ -278,6 +278,8 @@ class Topology:
             PYTHONPATH=str(ROOT),
             PYTHONUNBUFFERED="1",
         )
+        # The children get the product's own defaults, never this process's settings (CONN_MAX_AGE=0 here).
+        env.pop("CONN_MAX_AGE", None)
         if pool:
             env["DATABASE_POOL"] = "true"
         else:
@@ -436,7 +438,7 @@ def django_setup(env: dict) -> None:
     for key in ("DATABASE_URL", "REDIS_URL", "CHANNELS_PREFIX", "DEBUG", "ALLOWED_HOSTS", "MEDIA_ROOT", "LOG_LEVEL"):
         os.environ[key] = env[key]
     os.environ.pop("DATABASE_POOL", None)
-    os.environ["CONN_MAX_AGE"] = "0"
+    os.environ["CONN_MAX_AGE"] = "0"  # this process only: Topology.env() drops it for the children
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alexia.settings")
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
