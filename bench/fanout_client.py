@@ -48,7 +48,7 @@ async def main(job: dict) -> dict:
         event = {"type": "message.created", "v": 1, "data": {"id": r, "text": marker}}
         arrivals: list[float] = []
 
-        async def wait_one(ws):
+        async def wait_one(ws, marker=marker, arrivals=arrivals):
             while True:
                 data = json.loads(await ws.recv())
                 if (data.get("data") or {}).get("text") == marker:

@@ -49,7 +49,7 @@ def main() -> None:
                     )[:3]
         times.sort()
 
-        def p(q: float) -> float:
+        def p(q: float, times=times) -> float:
             k = (len(times) - 1) * q
             lo = int(k)
             hi = min(lo + 1, len(times) - 1)

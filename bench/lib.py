@@ -462,7 +462,7 @@ class PgWaits:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "PgWaits":
+    def __enter__(self) -> PgWaits:
         self._thread.start()
         return self
 

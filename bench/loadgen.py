@@ -169,7 +169,8 @@ async def run(cfg: dict) -> dict:
         tasks = []
         t0 = time.monotonic() + 0.05
 
-        async def one(i: int, target: float) -> None:
+        async def one(i: int, target: float, seqs=seqs, reqs=reqs, statuses=statuses, intake=intake,
+                      service=service) -> None:
             nonlocal errors
             conn = await free.get()
             try:

@@ -61,7 +61,7 @@ def run(ctx) -> dict:
         "list": "/",
         "list_fragment": "/fragments/conversations/",
         "list_page_2": None,
-        "filtered": f"/fragments/conversations/?view=unassigned&status=open&priority=high",
+        "filtered": "/fragments/conversations/?view=unassigned&status=open&priority=high",
         "filtered_channel_label": f"/fragments/conversations/?status=all&channel={channel_id}&label=vip",
         "search_word": "/fragments/conversations/?status=all&q=refund",
         "search_contact": "/fragments/conversations/?status=all&q=Customer%204242",
