@@ -128,10 +128,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 reads with a 5 s socket timeout, the layer's blocking receive waits 5 s too: an
-            # idle socket would be dropped (channels_redis #422). A longer socket timeout keeps it.
+            # redis-py 8 reads with a 5 s socket timeout by default, and the layer's blocking receive
+            # waits 5 s too: an idle socket would be dropped with "Timeout reading" (channels_redis
+            # #422). No read timeout (None, stated explicitly) keeps it; a finite one (15 s) made
+            # cancelled receives linger at consumer shutdown.
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
                 "prefix": env("CHANNELS_PREFIX", default="alexia"),
             },
         }
