@@ -2,6 +2,7 @@
 
 import logging
 import random
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -753,8 +754,6 @@ def message_send(*, message_id: int) -> SendOutcome:
                 raise RetryLater(r2.wait, "recipient rate limit")
             reservation = ratelimit.Reservation(True, max(reservation.wait, r2.wait))
         if reservation.wait > 0:
-            import time
-
             time.sleep(reservation.wait)
 
     # Step 1: PENDING -> SENDING under a row lock; any other state means someone else has it.
