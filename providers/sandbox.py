@@ -79,12 +79,22 @@ def start_fakes(port_base: int | None = None):
     from providers.fakes.whatsapp import FakeWhatsApp
 
     base = settings.FAKES_PORT_BASE if port_base is None else port_base
-    whatsapp = FakeWhatsApp(
-        access_token=WHATSAPP_TOKEN,
-        phone_number_id=WHATSAPP_PHONE_NUMBER_ID,
-        port=base + FAKE_OFFSETS["whatsapp_cloud"],
-    )
-    telegram = FakeTelegram(port=base + FAKE_OFFSETS["telegram"])
-    telegram.require_https = False  # the demo's webhook URL is plain http://127.0.0.1
-    twilio = FakeTwilio(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, port=base + FAKE_OFFSETS["twilio"])
-    return [fake.start() for fake in (whatsapp, telegram, twilio)]
+    factories = [
+        lambda: FakeWhatsApp(
+            access_token=WHATSAPP_TOKEN,
+            phone_number_id=WHATSAPP_PHONE_NUMBER_ID,
+            port=base + FAKE_OFFSETS["whatsapp_cloud"],
+        ),
+        lambda: FakeTelegram(port=base + FAKE_OFFSETS["telegram"]),
+        lambda: FakeTwilio(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, port=base + FAKE_OFFSETS["twilio"]),
+    ]
+    fakes = []
+    try:
+        for make in factories:
+            fakes.append(make())
+    except OSError:
+        for fake in fakes:  # a port was taken: free the ones already bound
+            fake.stop()
+        raise
+    fakes[1].require_https = False  # the demo's webhook URL is plain http://127.0.0.1
+    return [fake.start() for fake in fakes]

@@ -109,7 +109,8 @@ class FakePlatform:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:
+            self._server.shutdown()
         self._server.server_close()
 
     def __enter__(self) -> "FakePlatform":

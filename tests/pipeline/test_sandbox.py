@@ -14,17 +14,26 @@ from providers.models import Channel, WebhookEvent
 from providers.sandbox import start_fakes
 
 
-def _free_port_base() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1] // 10 * 10 if s.getsockname()[1] < 60000 else 40000
+def _start_fakes_on_free_ports(settings):
+    """The fakes listen on FAKES_PORT_BASE + 0..2: pick a base whose three ports are free."""
+    for _ in range(20):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base > 65000:
+            continue
+        settings.FAKES_PORT_BASE = base
+        try:
+            return start_fakes()
+        except OSError:
+            continue
+    raise RuntimeError("no three free ports in a row for the fake platforms")
 
 
 @pytest.fixture
 def sandbox(live_server, settings, transactional_db):
     settings.PUBLIC_BASE_URL = live_server.url
-    settings.FAKES_PORT_BASE = _free_port_base()
-    fakes = start_fakes()
+    fakes = _start_fakes_on_free_ports(settings)
     org = Organization.objects.create(name="Demo Company", slug="demo-company")
     call_command("demo_sandbox")
     yield org
