@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "encrypted_model_fields",
     "anymail",
@@ -209,6 +210,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The docs page's JavaScript is served by us (no CDN): it works offline and under a strict CSP.
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Platform API base URLs (tests and benchmarks point channels at local fakes) --------------------
