@@ -3,24 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.factories import ChannelFactory, ContactFactory, ContactIdentityFactory, ConversationFactory
-
-
-@pytest.fixture(autouse=True)
-def _media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-
-
-@pytest.fixture
-def channel(org):
-    return ChannelFactory(organization=org, kind="whatsapp_cloud", name="Support WhatsApp")
-
-
-@pytest.fixture
-def contact(org):
-    contact = ContactFactory(organization=org, name="Ada Lovelace")
-    ContactIdentityFactory(contact=contact, kind="phone", value="+14155550123")
-    return contact
+from tests.factories import ConversationFactory
 
 
 @pytest.fixture
