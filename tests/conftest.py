@@ -3,8 +3,9 @@ from rest_framework.test import APIClient
 
 from organizations.models import Role
 from organizations.services import api_key_create
+from providers.fakes.whatsapp import FakeWhatsApp
 
-from .factories import MembershipFactory, OrganizationFactory, UserFactory
+from .factories import ChannelFactory, MembershipFactory, OrganizationFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +64,19 @@ def other_api(other_org):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
+
+
+@pytest.fixture
+def fake_whatsapp():
+    """A local fake of the WhatsApp Cloud API (providers/fakes/whatsapp.py) on 127.0.0.1."""
+    with FakeWhatsApp() as fake:
+        yield fake
+
+
+@pytest.fixture
+def wa_channel(transactional_db, org, fake_whatsapp):
+    """A WhatsApp channel of `org` pointed at the fake, with committed rows (workers and servers see it)."""
+    channel = ChannelFactory(organization=org, kind="whatsapp_cloud", name="WhatsApp Support")
+    channel.config = {**channel.config, "api_base_url": fake_whatsapp.base_url + "/v21.0"}
+    channel.save()
+    return channel

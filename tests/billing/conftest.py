@@ -75,4 +75,4 @@ def record(organization_id: int, key: str, *, meter="message.out.twilio_sms", qu
 
 
 # The real-worker machinery of the pipeline tests, for the end-to-end reconciliation.
-from ..pipeline.conftest import fake_whatsapp, wa_channel, worker, worker_env  # noqa: E402, F401
+from ..pipeline.conftest import worker, worker_env  # noqa: E402, F401

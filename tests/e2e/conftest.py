@@ -18,9 +18,7 @@ import requests
 from django.conf import settings
 from django.db import connection
 
-from providers.fakes.whatsapp import FakeWhatsApp
 from providers.whatsapp_cloud import sign
-from tests.factories import ChannelFactory
 from tests.pipeline.conftest import WorkerProcess
 
 # The ORM is used from tests whose main thread runs Playwright's event loop (STACK-NOTES.md).
@@ -116,20 +114,6 @@ def worker(e2e_env, tmp_path_factory):
 def _server_media(settings, e2e_env):
     # Files the test process stores (seeded attachments) must be where the server reads them.
     settings.MEDIA_ROOT = e2e_env["media_root"]
-
-
-@pytest.fixture
-def fake_whatsapp():
-    with FakeWhatsApp() as fake:
-        yield fake
-
-
-@pytest.fixture
-def wa_channel(transactional_db, org, fake_whatsapp):
-    channel = ChannelFactory(organization=org, kind="whatsapp_cloud", name="WhatsApp Support")
-    channel.config = {**channel.config, "api_base_url": fake_whatsapp.base_url + "/v21.0"}
-    channel.save()
-    return channel
 
 
 def post_webhook(server: str, channel, payload: dict) -> None:

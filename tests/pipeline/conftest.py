@@ -12,10 +12,6 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from providers.fakes.whatsapp import FakeWhatsApp
-
-from ..factories import ChannelFactory
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -102,20 +98,6 @@ def worker(worker_env, tmp_path):
     proc = WorkerProcess(worker_env, tmp_path / "worker.log").start()
     yield proc
     proc.stop()
-
-
-@pytest.fixture
-def fake_whatsapp():
-    with FakeWhatsApp() as fake:
-        yield fake
-
-
-@pytest.fixture
-def wa_channel(transactional_db, org, fake_whatsapp):
-    channel = ChannelFactory(organization=org, kind="whatsapp_cloud", name="WhatsApp")
-    channel.config = {**channel.config, "api_base_url": fake_whatsapp.base_url + "/v21.0"}
-    channel.save()
-    return channel
 
 
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
