@@ -14,6 +14,18 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(template_name="auth/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "account/password/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(
+            template_name="auth/password_set.html", success_url="/account/password/done/"
+        ),
+        name="password-set",
+    ),
+    path(
+        "account/password/done/",
+        auth_views.PasswordResetCompleteView.as_view(template_name="auth/password_set_done.html"),
+        name="password-set-done",
+    ),
     path("org/", include("organizations.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from alexia.admin_scoping import OrganizationScopedAdmin
 
 from .models import ApiKey, Membership, Organization, Role, Team
-from .services import api_key_create, api_key_revoke, membership_add
+from .services import api_key_create, api_key_revoke, membership_add, membership_invite
 
 admin.site.site_header = "Alexia administration"
 admin.site.site_title = "Alexia admin"
@@ -54,9 +54,20 @@ class MembershipForm(forms.ModelForm):
         return cleaned
 
 
+class MembershipInviteForm(MembershipForm):
+    """Add a member by e-mail: an existing account joins, a new one is created with a set-password link."""
+
+    email = forms.EmailField(help_text="Their account is created if needed; they choose their own password.")
+
+    class Meta:
+        model = Membership
+        fields = ["email", "organization", "role"]
+
+
 @admin.register(Membership)
 class MembershipAdmin(OrganizationScopedAdmin):
     form = MembershipForm
+    add_form = MembershipInviteForm
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["user__username", "user__email", "organization__name"]
@@ -65,9 +76,18 @@ class MembershipAdmin(OrganizationScopedAdmin):
         return ["user", "organization", "created_at"] if obj else []
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
         form = super().get_form(request, obj, change=change, **kwargs)
         form.request = request
         return form
+
+    def get_fields(self, request, obj=None):
+        return (
+            ["email", "organization", "role"]
+            if obj is None
+            else ["user", "organization", "role", "created_at"]
+        )
 
     def _may_edit(self, request, obj) -> bool:
         """Nobody edits their own membership here (no lock-outs), and only owners touch owners."""
@@ -84,9 +104,24 @@ class MembershipAdmin(OrganizationScopedAdmin):
         return super().has_delete_permission(request, obj) and self._may_edit(request, obj)
 
     def save_model(self, request, obj, form, change):
-        # membership_add also gives owners and admins staff status, which admin access needs.
-        saved = membership_add(organization=obj.organization, user=obj.user, role=obj.role)
+        # membership_add / membership_invite also give owners and admins staff status (admin access).
+        if change:
+            saved = membership_add(organization=obj.organization, user=obj.user, role=obj.role)
+        else:
+            saved, url = membership_invite(
+                organization=obj.organization,
+                email=form.cleaned_data["email"],
+                role=obj.role,
+                invited_by=request.user,
+            )
+            if url:
+                messages.success(
+                    request,
+                    f"{saved.user.email} was invited and e-mailed this link to choose a password "
+                    f"(shown once, works once): {url}",
+                )
         obj.pk = saved.pk
+        obj.user = saved.user
         obj._state = saved._state
 
 

@@ -31,7 +31,9 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="membership_unique_user_org")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="membership_unique_user_org")
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.organization} ({self.role})"

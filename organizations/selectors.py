@@ -12,7 +12,11 @@ def organization_list_for_user(*, user) -> QuerySet[Organization]:
 def membership_get(*, user, organization_id: int | None) -> Membership | None:
     if not user.is_authenticated or organization_id is None:
         return None
-    return Membership.objects.select_related("organization").filter(user=user, organization_id=organization_id).first()
+    return (
+        Membership.objects.select_related("organization")
+        .filter(user=user, organization_id=organization_id)
+        .first()
+    )
 
 
 def admin_organization_ids(*, user) -> list[int]:

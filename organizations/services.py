@@ -1,11 +1,17 @@
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
 
 from .models import ApiKey, Membership, Organization, Role
@@ -98,3 +104,45 @@ def membership_add(*, organization: Organization, user, role: str = Role.AGENT) 
         user.is_staff = True
         user.save(update_fields=["is_staff"])
     return membership
+
+
+def password_set_url(*, user) -> str:
+    """A one-time link to choose a password (Django's reset token: void once the password changes)."""
+    uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    path = reverse("password-set", kwargs={"uidb64": uidb64, "token": token})
+    return f"{settings.PUBLIC_BASE_URL}{path}"
+
+
+@transaction.atomic
+def membership_invite(*, organization: Organization, email: str, role: str = Role.AGENT, invited_by=None):
+    """Add the person with `email` to `organization` with `role`, creating their account if needed.
+
+    Returns (membership, set_password_url). A new account gets no password: the link (also e-mailed
+    on commit) lets them choose one. An existing account just gains the membership (url None).
+    Raises ValidationError for an invalid e-mail or role.
+    """
+    email = (email or "").strip().lower()
+    validate_email(email)
+    if role not in Role.values:
+        raise ValidationError({"role": f"unknown role {role!r}"})
+    user = User.objects.filter(username=email).first()
+    url = None
+    if user is None:
+        user = User.objects.create_user(username=email, email=email)
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        url = password_set_url(user=user)
+        inviter = getattr(invited_by, "email", "") or "An owner"
+        transaction.on_commit(
+            lambda: send_mail(
+                f"You are invited to {organization.name} on Alexia",
+                f"{inviter} added you to {organization.name} as {role}.\n\n"
+                f"Choose your password here (the link works once):\n{url}\n",
+                None,
+                [email],
+                fail_silently=True,
+            )
+        )
+    membership = membership_add(organization=organization, user=user, role=role)
+    return membership, url
