@@ -100,7 +100,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 # Mail (invitations, low-balance alerts). Default: printed to the console; set EMAIL_URL for SMTP.
-_email = env.email_url("EMAIL_URL", default="consolemail://")
+_email = env.email_url_config(env("EMAIL_URL", default="") or "consolemail://")
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
 EMAIL_PORT = _email.get("EMAIL_PORT") or 25
