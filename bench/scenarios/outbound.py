@@ -203,7 +203,7 @@ def setup_mixed(topo, org, total: int):
 
 def run(ctx) -> dict:
     topo, quick = ctx.topo, ctx.quick
-    total = 1000 if quick else 10000
+    total = 500 if quick else 10000
     topo.start_fake("whatsapp", phone_number_ids=WA_PHONES, access_token=fixtures.WA_TOKEN)
     topo.start_fake("telegram")
     topo.start_fake("twilio", account_sid=fixtures.TWILIO_SID, auth_token=fixtures.TWILIO_TOKEN)
@@ -235,7 +235,7 @@ def run(ctx) -> dict:
     tg_url = topo.fake_url("telegram")
     topo.fake_call("telegram", "reset")
     tg = fixtures.telegram_channel(org, tg_url, 9, rate=100000)
-    n_tg = 1000 if quick else 2000  # a rate comparison; 10,000 would take ours ~5 minutes (see docs)
+    n_tg = 300 if quick else 2000  # a rate comparison; 10,000 would take ours ~5 minutes (see docs)
     convs = fixtures.conversations(org, tg, n_tg)
     tg_items = [(convs[i], f"tg-{i}") for i in range(n_tg)]
     tg_texts = {t for _, t in tg_items}
