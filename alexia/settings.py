@@ -230,6 +230,9 @@ META_GRAPH_API_BASE = env("META_GRAPH_API_BASE", default="https://graph.facebook
 TELEGRAM_API_BASE = env("TELEGRAM_API_BASE", default="https://api.telegram.org")
 TWILIO_API_BASE = env("TWILIO_API_BASE", default="https://api.twilio.com")
 PROVIDER_HTTP_TIMEOUT = env.float("PROVIDER_HTTP_TIMEOUT", default=15.0)
+# Webhook intake caches the channel of a token this long per process (a pause or a rotated secret
+# applies after at most this delay).
+WEBHOOK_CHANNEL_CACHE_SECONDS = env.float("WEBHOOK_CHANNEL_CACHE_SECONDS", default=5.0)
 # The demo's fake platforms listen on FAKES_PORT_BASE (+0 WhatsApp, +1 Telegram, +2 Twilio).
 FAKES_PORT_BASE = env.int("FAKES_PORT_BASE", default=8401)
 

@@ -89,11 +89,15 @@ def price_lookup(
     return best[1] if best else None
 
 
-def _cheapest_send(*, plan_id: int | None, channel_kind: str, meter_hint: str | None, at: datetime) -> Decimal:
+def _cheapest_send(
+    *, plan_id: int | None, channel_kind: str, meter_hint: str | None, at: datetime
+) -> Decimal:
     """The cheapest price in effect now of any outbound meter of this channel kind (or of meter_hint)."""
     if plan_id is None:
         return ZERO
-    prices = Price.objects.filter(plan_id=plan_id, channel_kind__in={channel_kind, ""}, effective_from__lte=at)
+    prices = Price.objects.filter(
+        plan_id=plan_id, channel_kind__in={channel_kind, ""}, effective_from__lte=at
+    )
     if meter_hint:
         prices = prices.filter(meter=meter_hint)
     else:
@@ -117,8 +121,10 @@ def credit_account_get_or_create(*, organization_id: int) -> CreditAccount:
 def _account_locked(organization_id: int) -> CreditAccount:
     """The organization's account, locked until the end of the caller's transaction."""
     credit_account_get_or_create(organization_id=organization_id)
-    return CreditAccount.objects.select_for_update(of=("self",)).select_related("plan").get(
-        organization_id=organization_id
+    return (
+        CreditAccount.objects.select_for_update(of=("self",))
+        .select_related("plan")
+        .get(organization_id=organization_id)
     )
 
 
@@ -193,9 +199,9 @@ def low_balance_notify(*, organization_id: int, balance: Decimal, threshold: Dec
     recipients = sorted(
         {
             email
-            for email in Membership.objects.filter(organization_id=organization_id, role=Role.OWNER).values_list(
-                "user__email", flat=True
-            )
+            for email in Membership.objects.filter(
+                organization_id=organization_id, role=Role.OWNER
+            ).values_list("user__email", flat=True)
             if email
         }
     )
@@ -242,12 +248,19 @@ def credit_add(
         if amount < 0:
             _require_cover(account, -amount)
         entry = _entry_write(
-            account, kind=kind, amount=amount, idempotency_key=idempotency_key, reference=reference, created_by=created_by
+            account,
+            kind=kind,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            reference=reference,
+            created_by=created_by,
         )
     return entry, True
 
 
-def credit_consume(*, organization_id: int, amount: Decimal, idempotency_key: str, reference: str = "") -> CreditEntry:
+def credit_consume(
+    *, organization_id: int, amount: Decimal, idempotency_key: str, reference: str = ""
+) -> CreditEntry:
     """Take credit for something not metered as usage (strict: InsufficientCredits below the floor)."""
     amount = money(amount)
     if amount <= 0:
@@ -259,7 +272,11 @@ def credit_consume(*, organization_id: int, amount: Decimal, idempotency_key: st
             return existing
         _require_cover(account, amount)
         return _entry_write(
-            account, kind=CreditEntry.Kind.CONSUMPTION, amount=-amount, idempotency_key=idempotency_key, reference=reference
+            account,
+            kind=CreditEntry.Kind.CONSUMPTION,
+            amount=-amount,
+            idempotency_key=idempotency_key,
+            reference=reference,
         )
 
 
@@ -267,7 +284,9 @@ def credit_settings_update(*, organization_id: int, low_balance_threshold: Decim
     """The owner's alert threshold. Setting it re-arms the alert to the current balance."""
     with transaction.atomic():
         account = _account_locked(organization_id)
-        account.low_balance_threshold = money(low_balance_threshold) if low_balance_threshold is not None else None
+        account.low_balance_threshold = (
+            money(low_balance_threshold) if low_balance_threshold is not None else None
+        )
         account.low_balance_alerted = bool(
             account.low_balance_threshold is not None and account.balance < account.low_balance_threshold
         )
@@ -307,7 +326,21 @@ def credit_reserve(
     country: str = "",
 ) -> Decimal:
     """Hold the price of a send before the platform is called; strict (InsufficientCredits). Idempotent
-    per key (a retried send keeps its one hold). Returns the amount held (0 when free)."""
+    per key (a retried send keeps its one hold). Returns the amount held (0 when free).
+
+    The price is looked up before the account is locked: a free send never takes the organization's
+    account lock, which every send and every inbound message of the organization would queue behind."""
+    account = credit_account_get_or_create(organization_id=organization_id)
+    plan = _plan_for(account)
+    price = price_lookup(
+        plan_id=plan.pk if plan else None,
+        meter=meter,
+        at=timezone.now(),
+        channel_kind=channel_kind,
+        country=country,
+    )
+    if _cost(price, quantity)[1] <= 0:
+        return ZERO
     with transaction.atomic():
         account = _account_locked(organization_id)
         hold = CreditHold.objects.filter(idempotency_key=idempotency_key).first()
@@ -334,7 +367,11 @@ def credit_reserve(
 
 
 def _hold_close_locked(account: CreditAccount, idempotency_key: str) -> Decimal:
-    hold = CreditHold.objects.select_for_update().filter(idempotency_key=idempotency_key, closed_at__isnull=True).first()
+    hold = (
+        CreditHold.objects.select_for_update()
+        .filter(idempotency_key=idempotency_key, closed_at__isnull=True)
+        .first()
+    )
     if hold is None:
         return ZERO
     hold.closed_at = timezone.now()
@@ -390,6 +427,18 @@ def usage_record(
         raise ValueError("usage quantity must be positive; reverse usage with usage_refund")
     if UsageRecord.objects.filter(idempotency_key=idempotency_key).exists():
         return False
+    if _usage_record_free(
+        organization_id=organization_id,
+        meter=meter,
+        quantity=quantity,
+        idempotency_key=idempotency_key,
+        occurred_at=occurred_at,
+        channel_id=channel_id,
+        channel_kind=channel_kind,
+        country=country,
+        only_if_priced=only_if_priced,
+    ):
+        return True
     with transaction.atomic():
         account = _account_locked(organization_id)
         if UsageRecord.objects.filter(idempotency_key=idempotency_key).exists():
@@ -443,6 +492,64 @@ def usage_record(
                 reference=idempotency_key,
                 usage=usage,
             )
+    return True
+
+
+def _usage_record_free(
+    *,
+    organization_id: int,
+    meter: str,
+    quantity: int,
+    idempotency_key: str,
+    occurred_at: datetime,
+    channel_id: int | None,
+    channel_kind: str,
+    country: str,
+    only_if_priced: bool,
+) -> bool:
+    """Record a free event without the account lock: no balance moves, and the usage row's unique
+    idempotency key alone makes it once. Returns False (nothing written) when the event is priced, has
+    an open hold, falls in an invoiced month, or is unpriced with only_if_priced: usage_record's locked
+    path decides those, exactly as before."""
+    if CreditHold.objects.filter(idempotency_key=idempotency_key, closed_at__isnull=True).exists():
+        return False
+    if Invoice.objects.filter(
+        organization_id=organization_id,
+        status=Invoice.Status.ISSUED,
+        period_start__lte=occurred_at.date(),
+        period_end__gte=occurred_at.date(),
+    ).exists():
+        return False
+    account = credit_account_get_or_create(organization_id=organization_id)
+    plan = _plan_for(account)
+    price = price_lookup(
+        plan_id=plan.pk if plan else None,
+        meter=meter,
+        at=occurred_at,
+        channel_kind=channel_kind,
+        country=country,
+    )
+    unit_price, cost = _cost(price, quantity)
+    if cost > 0 or (price is None and only_if_priced):
+        return False
+    try:
+        with transaction.atomic():
+            UsageRecord.objects.create(
+                organization_id=organization_id,
+                meter=meter,
+                quantity=quantity,
+                idempotency_key=idempotency_key,
+                occurred_at=occurred_at,
+                channel_id=channel_id,
+                channel_kind=channel_kind,
+                country=(country or "").upper(),
+                unit_price=unit_price,
+                cost=cost,
+                currency=account.currency,
+                price=price,
+            )
+    except IntegrityError:
+        pass  # recorded by a concurrent call: once is all that counts
     return True
 
 
@@ -559,7 +666,9 @@ def invoice_build(*, organization_id: int, month: date) -> Invoice:
             return invoice
         invoice.lines.all().delete()
         rows = (
-            UsageRecord.objects.filter(organization_id=organization_id, occurred_at__gte=start, occurred_at__lt=end)
+            UsageRecord.objects.filter(
+                organization_id=organization_id, occurred_at__gte=start, occurred_at__lt=end
+            )
             .values("meter", "channel_kind", "unit_price")
             .annotate(quantity=Sum("quantity"), amount=Sum("cost"))
             .order_by("meter", "channel_kind", "unit_price")
@@ -663,7 +772,9 @@ def usage_reconcile(
     keys = set(in_month.values_list("idempotency_key", flat=True)) | set(expected)
     metered = dict(rows.filter(idempotency_key__in=keys).values_list("idempotency_key", "quantity"))
     refunded = set(
-        UsageRecord.objects.filter(reverses__idempotency_key__in=keys).values_list("reverses__idempotency_key", flat=True)
+        UsageRecord.objects.filter(reverses__idempotency_key__in=keys).values_list(
+            "reverses__idempotency_key", flat=True
+        )
     )
     report = ReconcileReport(expected=len(expected), metered=len(metered), refunded=sorted(refunded))
     for key in sorted(keys - refunded):
@@ -686,8 +797,26 @@ def _stripe_client() -> stripe.StripeClient:
     )
 
 
-ZERO_DECIMAL_CURRENCIES = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX",
-                                     "VND", "VUV", "XAF", "XOF", "XPF"})
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    {
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "JPY",
+        "KMF",
+        "KRW",
+        "MGA",
+        "PYG",
+        "RWF",
+        "UGX",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    }
+)
 
 
 def _minor_units(amount: Decimal, currency: str) -> int:
@@ -769,7 +898,9 @@ def stripe_webhook_receive(*, payload: bytes, signature: str) -> StripeEvent:
             obj = data["data"]["object"]
             if obj.get("payment_status") == "paid":
                 checkout_complete(
-                    stripe_session_id=obj["id"], amount_total=int(obj["amount_total"]), currency=obj["currency"]
+                    stripe_session_id=obj["id"],
+                    amount_total=int(obj["amount_total"]),
+                    currency=obj["currency"],
                 )
         elif record.type == "checkout.session.expired":
             CheckoutSession.objects.filter(
@@ -784,7 +915,9 @@ def checkout_complete(*, stripe_session_id: str, amount_total: int, currency: st
     """Grant a paid session's credit exactly once (the entry's key is the session id). Returns None for a
     session we did not open (another integration on the same Stripe account)."""
     with transaction.atomic():
-        session = CheckoutSession.objects.select_for_update().filter(stripe_session_id=stripe_session_id).first()
+        session = (
+            CheckoutSession.objects.select_for_update().filter(stripe_session_id=stripe_session_id).first()
+        )
         if session is None:
             logger.warning("Stripe session %s is not one of ours; ignored", stripe_session_id)
             return None
@@ -792,7 +925,11 @@ def checkout_complete(*, stripe_session_id: str, amount_total: int, currency: st
         if currency.upper() != session.currency or paid != session.amount:
             logger.warning(
                 "Stripe session %s paid %s %s, opened for %s %s: crediting what was paid",
-                stripe_session_id, paid, currency, session.amount, session.currency,
+                stripe_session_id,
+                paid,
+                currency,
+                session.amount,
+                session.currency,
             )
         entry, _ = credit_add(
             organization_id=session.organization_id,
@@ -806,4 +943,3 @@ def checkout_complete(*, stripe_session_id: str, amount_total: int, currency: st
             session.completed_at = timezone.now()
             session.save(update_fields=["status", "completed_at"])
     return entry
-

@@ -80,3 +80,9 @@ def wa_channel(transactional_db, org, fake_whatsapp):
     channel.config = {**channel.config, "api_base_url": fake_whatsapp.base_url + "/v21.0"}
     channel.save()
     return channel
+
+
+@pytest.fixture(autouse=True)
+def _no_webhook_channel_cache(settings):
+    # Tests change channels between requests (pause, rotate secrets): read them fresh every time.
+    settings.WEBHOOK_CHANNEL_CACHE_SECONDS = 0

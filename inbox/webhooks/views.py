@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 @csrf_exempt
 def webhook_view(request, kind: str, token: str, endpoint: str = "inbound"):
-    channel = channel_get_by_token(kind=kind, token=token)
+    channel = channel_get_by_token(kind=kind, token=token, cached=True)
     if channel is None:
         return JsonResponse({"error": "unknown webhook"}, status=404)
     provider = get_provider(channel)
