@@ -41,7 +41,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check . || true
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || echo "bench: wrk not installed; the closed-loop intake figures need it"
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var
