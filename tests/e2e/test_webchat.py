@@ -165,9 +165,18 @@ def test_visitor_and_agent_talk_live(wc_server, wc_worker, wc_browser, setup):
         == setup["org"].pk
     )
 
+    # The agent's inbox page is open in another browser before the visitor writes.
+    agent_context = wc_browser.new_context()
+    agent_context.add_cookies([{"name": "sessionid", "value": setup["session"], "url": wc_server}])
+    inbox = agent_context.new_page()
+    inbox.goto(f"{wc_server}/")
+    inbox.wait_for_selector('#live-dot[data-state="live"]')
+
     page.locator("#alexia-chat textarea").fill("Hello, do you ship to Portugal?")
     page.locator("#alexia-chat textarea").press("Enter")
     expect(panel.locator(".msg.in", has_text="Hello, do you ship to Portugal?")).to_be_visible()
+    # It appears in the agent's conversation list without a reload.
+    expect(inbox.locator("#conversation-list")).to_contain_text("Hello, do you ship to Portugal?", timeout=20_000)
 
     created = feed.wait_for(
         lambda e: e["type"] == "message.created" and e["data"]["text"] == "Hello, do you ship to Portugal?",
