@@ -495,6 +495,21 @@ def message_create_outbound(
             return existing, False
     attachments = attachments or []
     text = (text or "").strip()
+    if not private and not template and _must_split(conversation.channel.kind, text, attachments):
+        # The platform carries one attachment per message (and Meta: not with text): one message each,
+        # the attachments first, then the text, which is the message returned.
+        for index, item in enumerate(attachments):
+            message_create_outbound(
+                conversation=conversation,
+                attachments=[item],
+                sender=sender,
+                idempotency_key=f"{idempotency_key}:part{index}" if idempotency_key else None,
+            )
+        if not text:
+            return Message.objects.filter(conversation=conversation).order_by(
+                "-created_at", "-id"
+            ).first(), True
+        attachments = []
     if not text and not template and not attachments:
         raise InboxError(
             "empty_message", "A message needs text, a template or an attachment.", status_code=400
@@ -532,7 +547,9 @@ def message_create_outbound(
         credit_check(
             organization_id=organization_id,
             channel_kind=conversation.channel.kind,
-            meter_hint=message_meter(channel_kind=conversation.channel.kind, category=category) if template else None,
+            meter_hint=message_meter(channel_kind=conversation.channel.kind, category=category)
+            if template
+            else None,
         )
         quota_check(organization_id=organization_id, resource="messages_per_day")
         content["to"] = identity.value
@@ -601,6 +618,18 @@ def message_create_outbound(
                 return existing, False
         raise
     return message, True
+
+
+# Channels whose messages carry several attachments (Twilio up to 10 MediaUrl, e-mail any number).
+MULTI_ATTACHMENT_KINDS = {"twilio_sms", "twilio_whatsapp", "email"}
+# Channels whose message is either text or one attachment (Meta's Send API).
+TEXT_OR_ATTACHMENT_KINDS = {"messenger", "instagram"}
+
+
+def _must_split(kind: str, text: str, attachments: list[dict]) -> bool:
+    if len(attachments) > 1 and kind not in MULTI_ATTACHMENT_KINDS:
+        return True
+    return bool(attachments and text and kind in TEXT_OR_ATTACHMENT_KINDS)
 
 
 def message_retry(*, message: Message) -> Message:
