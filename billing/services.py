@@ -465,23 +465,21 @@ def usage_record(
         released = _hold_close_locked(account, idempotency_key)
         if cost > 0 and not force and not released:
             _require_cover(account, cost)
-        try:
-            with transaction.atomic():
-                usage = UsageRecord.objects.create(
-                    organization_id=organization_id,
-                    meter=meter,
-                    quantity=quantity,
-                    idempotency_key=idempotency_key,
-                    occurred_at=occurred_at,
-                    channel_id=channel_id,
-                    channel_kind=channel_kind,
-                    country=(country or "").upper(),
-                    unit_price=unit_price,
-                    cost=cost,
-                    currency=account.currency,
-                    price=price,
-                )
-        except IntegrityError:
+        usage = _usage_row(
+            organization_id=organization_id,
+            meter=meter,
+            quantity=quantity,
+            idempotency_key=idempotency_key,
+            occurred_at=occurred_at,
+            channel_id=channel_id,
+            channel_kind=channel_kind,
+            country=(country or "").upper(),
+            unit_price=unit_price,
+            cost=cost,
+            currency=account.currency,
+            price=price,
+        )
+        if usage is None:
             return False
         if cost > 0:
             _entry_write(
@@ -532,25 +530,32 @@ def _usage_record_free(
     unit_price, cost = _cost(price, quantity)
     if cost > 0 or (price is None and only_if_priced):
         return False
+    _usage_row(
+        organization_id=organization_id,
+        meter=meter,
+        quantity=quantity,
+        idempotency_key=idempotency_key,
+        occurred_at=occurred_at,
+        channel_id=channel_id,
+        channel_kind=channel_kind,
+        country=(country or "").upper(),
+        unit_price=unit_price,
+        cost=cost,
+        currency=account.currency,
+        price=price,
+    )
+    # Written here or by a concurrent call with the same key: either way it is recorded once, and
+    # usage_record must not go on to its locked path.
+    return True
+
+
+def _usage_row(**fields) -> UsageRecord | None:
+    """Insert one usage row; None when its idempotency key is already recorded."""
     try:
         with transaction.atomic():
-            UsageRecord.objects.create(
-                organization_id=organization_id,
-                meter=meter,
-                quantity=quantity,
-                idempotency_key=idempotency_key,
-                occurred_at=occurred_at,
-                channel_id=channel_id,
-                channel_kind=channel_kind,
-                country=(country or "").upper(),
-                unit_price=unit_price,
-                cost=cost,
-                currency=account.currency,
-                price=price,
-            )
+            return UsageRecord.objects.create(**fields)
     except IntegrityError:
-        pass  # recorded by a concurrent call: once is all that counts
-    return True
+        return None
 
 
 def usage_refund(*, idempotency_key: str, reason: str) -> UsageRecord | None:
