@@ -70,3 +70,32 @@ def test_play_the_customer_and_see_the_reply_reach_the_fake_platform(sandbox, ki
 def test_demo_sandbox_is_idempotent(sandbox):
     call_command("demo_sandbox")
     assert Channel.objects.filter(organization=sandbox).count() == 4
+
+
+def test_sandbox_pages_are_scoped_to_the_organization(client, org, other_owner):
+    from ..factories import ChannelFactory, MessageFactory
+
+    channel = ChannelFactory(organization=org, kind="whatsapp_cloud")
+    channel.config = {**channel.config, "sandbox": True}
+    channel.save()
+    message = MessageFactory(
+        conversation__organization=org,
+        conversation__channel=channel,
+        direction="out",
+        status="sent",
+        platform_message_id="wamid.x",
+    )
+    client.force_login(other_owner)
+    assert client.get("/sandbox/").status_code == 200
+    assert channel.name not in client.get("/sandbox/").content.decode()
+    assert (
+        client.post("/sandbox/send/", {"channel": channel.pk, "sender": "+1555", "text": "hi"}).status_code
+        == 404
+    )
+    assert client.post(f"/sandbox/messages/{message.pk}/ack/", {"status": "read"}).status_code == 404
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_sandbox_requires_login(client, db):
+    response = client.get("/sandbox/")
+    assert response.status_code == 302 and "/login/" in response["Location"]
