@@ -12,7 +12,32 @@ from .env import BASE_DIR, VAR_DIR, env
 VAR_DIR.mkdir(exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env("SECRET_KEY", default="dev-insecure-" + "x" * 50)
+
+def _local_secret_key() -> str:
+    """No SECRET_KEY given: a random one kept under var/, so no two installs share a known key (it signs
+    sessions, attachment links and the embedded live-event relay)."""
+    import os
+    import secrets
+    import time
+
+    path = VAR_DIR / "secret_key"
+    try:
+        # O_EXCL: when web, worker and beat start together, exactly one of them writes the key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # the writer may not have finished yet
+            key = path.read_text().strip()
+            if key:
+                return key
+            time.sleep(0.02)
+        raise RuntimeError(f"{path} is empty: delete it or set SECRET_KEY") from None
+    key = secrets.token_urlsafe(50)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+SECRET_KEY = env("SECRET_KEY", default="") or _local_secret_key()
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
