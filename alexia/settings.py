@@ -201,6 +201,9 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
+# The inbox's view counts (open conversations per view) are cached per organization this long; an
+# agent's own action drops them at once (0 turns the cache off).
+INBOX_COUNTS_CACHE_SECONDS = env.int("INBOX_COUNTS_CACHE_SECONDS", default=5)
 
 LIVE_RELAY_URL = env("LIVE_RELAY_URL", default="") or (
     "" if REDIS_URL else f"{PUBLIC_BASE_URL}/internal/live/"
@@ -258,6 +261,8 @@ PROVIDER_HTTP_TIMEOUT = env.float("PROVIDER_HTTP_TIMEOUT", default=15.0)
 # Webhook intake caches the channel of a token this long per process (a pause or a rotated secret
 # applies after at most this delay).
 WEBHOOK_CHANNEL_CACHE_SECONDS = env.float("WEBHOOK_CHANNEL_CACHE_SECONDS", default=5.0)
+# How long each process keeps the default billing plan (billing.services.plan_default).
+BILLING_PLAN_CACHE_SECONDS = env.float("BILLING_PLAN_CACHE_SECONDS", default=5.0)
 # The demo's fake platforms listen on FAKES_PORT_BASE (+0 WhatsApp, +1 Telegram, +2 Twilio).
 FAKES_PORT_BASE = env.int("FAKES_PORT_BASE", default=8401)
 

@@ -12,6 +12,7 @@ same key, so a platform-accepted message is always recorded.
 """
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -57,8 +58,26 @@ def default_currency() -> str:
 
 
 # --- price book --------------------------------------------------------------------------------------
+# The default plan is read by every priced or metered event; it changes a few times a year. Each
+# process keeps it for BILLING_PLAN_CACHE_SECONDS (saves a query per billing call on the message path);
+# a Plan saved or deleted in this process clears it at once (billing/apps.py), other processes within
+# the TTL.
+_default_plan: tuple[float, Plan | None] | None = None
+
+
 def plan_default() -> Plan | None:
-    return Plan.objects.filter(is_default=True).first()
+    global _default_plan
+    ttl = settings.BILLING_PLAN_CACHE_SECONDS
+    if ttl > 0 and _default_plan is not None and time.monotonic() - _default_plan[0] < ttl:
+        return _default_plan[1]
+    plan = Plan.objects.filter(is_default=True).first()
+    _default_plan = (time.monotonic(), plan)
+    return plan
+
+
+def plan_default_forget(**_) -> None:
+    global _default_plan
+    _default_plan = None
 
 
 def _plan_for(account: CreditAccount) -> Plan | None:
@@ -118,14 +137,22 @@ def credit_account_get_or_create(*, organization_id: int) -> CreditAccount:
     return account
 
 
+def _account_and_plan(organization_id: int) -> tuple[CreditAccount | None, Plan | None]:
+    """The organization's account (None before its first billable event) and the plan that prices it,
+    read without locking: one query, two when the account follows the default plan."""
+    account = CreditAccount.objects.select_related("plan").filter(organization_id=organization_id).first()
+    plan = account.plan if account is not None and account.plan_id else plan_default()
+    return account, plan
+
+
 def _account_locked(organization_id: int) -> CreditAccount:
     """The organization's account, locked until the end of the caller's transaction."""
-    credit_account_get_or_create(organization_id=organization_id)
-    return (
-        CreditAccount.objects.select_for_update(of=("self",))
-        .select_related("plan")
-        .get(organization_id=organization_id)
-    )
+    locked = CreditAccount.objects.select_for_update(of=("self",)).select_related("plan")
+    account = locked.filter(organization_id=organization_id).first()
+    if account is None:
+        credit_account_get_or_create(organization_id=organization_id)
+        account = locked.get(organization_id=organization_id)
+    return account
 
 
 def credit_floor(account: CreditAccount) -> Decimal:
@@ -298,8 +325,7 @@ def credit_check(*, organization_id: int, channel_kind: str, meter_hint: str | N
     """Raise InsufficientCredits when the available credit cannot cover the cheapest send on this
     channel kind (or of meter_hint). Called at message creation; reads without locking (the strict
     gate is credit_reserve). Free channels (no price) always pass."""
-    account = CreditAccount.objects.select_related("plan").filter(organization_id=organization_id).first()
-    plan = (account.plan if account and account.plan_id else None) or plan_default()
+    account, plan = _account_and_plan(organization_id)
     cheapest = _cheapest_send(
         plan_id=plan.pk if plan else None, channel_kind=channel_kind, meter_hint=meter_hint, at=timezone.now()
     )
@@ -330,8 +356,7 @@ def credit_reserve(
 
     The price is looked up before the account is locked: a free send never takes the organization's
     account lock, which every send and every inbound message of the organization would queue behind."""
-    account = credit_account_get_or_create(organization_id=organization_id)
-    plan = _plan_for(account)
+    _, plan = _account_and_plan(organization_id)
     price = price_lookup(
         plan_id=plan.pk if plan else None,
         meter=meter,
@@ -425,9 +450,24 @@ def usage_record(
     """
     if quantity <= 0:
         raise ValueError("usage quantity must be positive; reverse usage with usage_refund")
-    if UsageRecord.objects.filter(idempotency_key=idempotency_key).exists():
+    # Price first, without the account lock: most events are free (or unpriced inbound), and a free
+    # event must not queue behind every other send and inbound message of the organization on the
+    # account row. Only a priced event (or one with an open hold) takes the locked path.
+    if _period_invoiced(organization_id, occurred_at):
+        # That month is invoiced and frozen: a late event is billed in the open period instead.
+        occurred_at = timezone.now()
+    account, plan = _account_and_plan(organization_id)
+    price = price_lookup(
+        plan_id=plan.pk if plan else None,
+        meter=meter,
+        at=occurred_at,
+        channel_kind=channel_kind,
+        country=country,
+    )
+    if price is None and only_if_priced:
         return False
-    if _usage_record_free(
+    unit_price, cost = _cost(price, quantity)
+    usage_fields = dict(
         organization_id=organization_id,
         meter=meter,
         quantity=quantity,
@@ -435,22 +475,19 @@ def usage_record(
         occurred_at=occurred_at,
         channel_id=channel_id,
         channel_kind=channel_kind,
-        country=country,
-        only_if_priced=only_if_priced,
-    ):
-        return True
+        country=(country or "").upper(),
+    )
+    if cost <= 0 and not CreditHold.objects.filter(idempotency_key=idempotency_key, closed_at__isnull=True).exists():
+        # Free, nothing held: no balance moves, and the usage row's unique idempotency key alone
+        # makes it once (a concurrent call with the same key loses the insert and returns False).
+        if account is None:
+            account = credit_account_get_or_create(organization_id=organization_id)
+        usage = _usage_row(**usage_fields, unit_price=unit_price, cost=cost, currency=account.currency, price=price)
+        return usage is not None
     with transaction.atomic():
         account = _account_locked(organization_id)
         if UsageRecord.objects.filter(idempotency_key=idempotency_key).exists():
             return False
-        if Invoice.objects.filter(
-            organization_id=organization_id,
-            status=Invoice.Status.ISSUED,
-            period_start__lte=occurred_at.date(),
-            period_end__gte=occurred_at.date(),
-        ).exists():
-            # That month is invoiced and frozen: a late event is billed in the open period instead.
-            occurred_at = timezone.now()
         plan = _plan_for(account)
         price = price_lookup(
             plan_id=plan.pk if plan else None,
@@ -465,20 +502,7 @@ def usage_record(
         released = _hold_close_locked(account, idempotency_key)
         if cost > 0 and not force and not released:
             _require_cover(account, cost)
-        usage = _usage_row(
-            organization_id=organization_id,
-            meter=meter,
-            quantity=quantity,
-            idempotency_key=idempotency_key,
-            occurred_at=occurred_at,
-            channel_id=channel_id,
-            channel_kind=channel_kind,
-            country=(country or "").upper(),
-            unit_price=unit_price,
-            cost=cost,
-            currency=account.currency,
-            price=price,
-        )
+        usage = _usage_row(**usage_fields, unit_price=unit_price, cost=cost, currency=account.currency, price=price)
         if usage is None:
             return False
         if cost > 0:
@@ -493,60 +517,13 @@ def usage_record(
     return True
 
 
-def _usage_record_free(
-    *,
-    organization_id: int,
-    meter: str,
-    quantity: int,
-    idempotency_key: str,
-    occurred_at: datetime,
-    channel_id: int | None,
-    channel_kind: str,
-    country: str,
-    only_if_priced: bool,
-) -> bool:
-    """Record a free event without the account lock: no balance moves, and the usage row's unique
-    idempotency key alone makes it once. Returns False (nothing written) when the event is priced, has
-    an open hold, falls in an invoiced month, or is unpriced with only_if_priced: usage_record's locked
-    path decides those, exactly as before."""
-    if CreditHold.objects.filter(idempotency_key=idempotency_key, closed_at__isnull=True).exists():
-        return False
-    if Invoice.objects.filter(
+def _period_invoiced(organization_id: int, at: datetime) -> bool:
+    return Invoice.objects.filter(
         organization_id=organization_id,
         status=Invoice.Status.ISSUED,
-        period_start__lte=occurred_at.date(),
-        period_end__gte=occurred_at.date(),
-    ).exists():
-        return False
-    account = credit_account_get_or_create(organization_id=organization_id)
-    plan = _plan_for(account)
-    price = price_lookup(
-        plan_id=plan.pk if plan else None,
-        meter=meter,
-        at=occurred_at,
-        channel_kind=channel_kind,
-        country=country,
-    )
-    unit_price, cost = _cost(price, quantity)
-    if cost > 0 or (price is None and only_if_priced):
-        return False
-    _usage_row(
-        organization_id=organization_id,
-        meter=meter,
-        quantity=quantity,
-        idempotency_key=idempotency_key,
-        occurred_at=occurred_at,
-        channel_id=channel_id,
-        channel_kind=channel_kind,
-        country=(country or "").upper(),
-        unit_price=unit_price,
-        cost=cost,
-        currency=account.currency,
-        price=price,
-    )
-    # Written here or by a concurrent call with the same key: either way it is recorded once, and
-    # usage_record must not go on to its locked path.
-    return True
+        period_start__lte=at.date(),
+        period_end__gte=at.date(),
+    ).exists()
 
 
 def _usage_row(**fields) -> UsageRecord | None:
@@ -617,8 +594,7 @@ def quota_check(*, organization_id: int, resource: str, current: int | None = No
     if resource not in QUOTA_RESOURCES:
         raise ValueError(f"unknown quota resource {resource!r}")
     field_name, label = QUOTA_RESOURCES[resource]
-    account = CreditAccount.objects.select_related("plan").filter(organization_id=organization_id).first()
-    plan = (account.plan if account and account.plan_id else None) or plan_default()
+    _, plan = _account_and_plan(organization_id)
     limit = getattr(plan, field_name) if plan else None
     if limit is None:
         return

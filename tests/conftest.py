@@ -86,3 +86,5 @@ def wa_channel(transactional_db, org, fake_whatsapp):
 def _no_webhook_channel_cache(settings):
     # Tests change channels between requests (pause, rotate secrets): read them fresh every time.
     settings.WEBHOOK_CHANNEL_CACHE_SECONDS = 0
+    # Tests create and roll back plans (a rollback sends no signal): price from the database every time.
+    settings.BILLING_PLAN_CACHE_SECONDS = 0

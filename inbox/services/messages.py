@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.errors import InsufficientCredits
@@ -60,6 +60,8 @@ STATUS_RANK = {
 MAX_SEND_ATTEMPTS = 8
 SEND_UNCONFIRMED = "send_unconfirmed"
 PREVIEW_LEN = 200
+# How stale a channel's last_sent_at may be (it shows activity in admin; it is not a lock).
+CHANNEL_STAMP_EVERY = timedelta(minutes=1)
 
 
 def _preview(message: Message) -> str:
@@ -68,6 +70,13 @@ def _preview(message: Message) -> str:
     if message.text:
         return message.text[:PREVIEW_LEN]
     return f"[{message.get_type_display()}]"
+
+
+def _known_empty(instance, relation: str) -> None:
+    """Mark a to-many relation of a row just created as empty, so the live payload's serializer does not
+    query it: Django's prefetch cache, which a related manager reads before the database (and clears
+    itself when the relation changes)."""
+    instance.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = getattr(instance, relation).none()
 
 
 # --- inbound -------------------------------------------------------------------------------------------
@@ -103,13 +112,24 @@ def _conversation_for_inbound(
     *, channel: Channel, contact: Contact, thread_key: str, at: datetime
 ) -> tuple[Conversation, bool, bool]:
     """Find or open the conversation (locked). Returns (conversation, created, reopened)."""
-    conversation, created = Conversation.objects.get_or_create(
-        channel=channel,
-        contact=contact,
-        thread_key=thread_key,
-        defaults={"organization_id": channel.organization_id, "last_activity_at": at},
-    )
-    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    thread = Conversation.objects.select_for_update().filter(channel=channel, contact=contact, thread_key=thread_key)
+    conversation, created = thread.first(), False
+    if conversation is None:
+        try:
+            with transaction.atomic():
+                conversation = Conversation.objects.create(
+                    organization_id=channel.organization_id,
+                    channel=channel,
+                    contact=contact,
+                    thread_key=thread_key,
+                    last_activity_at=at,
+                )
+                created = True
+                _known_empty(conversation, "labels")
+        except IntegrityError:
+            conversation = thread.get()  # another worker opened it first
+    # The payloads read these: reuse the objects in hand rather than fetch (and decrypt) them again.
+    conversation.channel, conversation.contact = channel, contact
     reopened = False
     if not created and conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
         reopened = conversation.status == Conversation.Status.RESOLVED
@@ -203,7 +223,9 @@ def message_receive(
             )
             for a in inbound.attachments
         ]
-        if attachments:
+        if not attachments:
+            _known_empty(message, "attachments")
+        else:
             Attachment.objects.bulk_create(attachments)
             ids = list(Attachment.objects.filter(message=message).values_list("id", flat=True))
             from inbox.tasks import attachment_download_task
@@ -563,7 +585,12 @@ def message_create_outbound(
     now = timezone.now()
     try:
         with transaction.atomic():
+            in_hand = conversation
             conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+            # The payloads read these: reuse the objects in hand rather than fetch (and decrypt) them again.
+            for relation in ("channel", "contact"):
+                if Conversation._meta.get_field(relation).is_cached(in_hand):
+                    setattr(conversation, relation, getattr(in_hand, relation))
             message = Message.objects.create(
                 organization_id=organization_id,
                 conversation=conversation,
@@ -580,6 +607,8 @@ def message_create_outbound(
                 idempotency_key=idempotency_key or None,
                 created_at=now,
             )
+            if not attachments:
+                _known_empty(message, "attachments")
             for item in attachments:
                 Attachment.objects.create(
                     organization_id=organization_id,
@@ -752,7 +781,11 @@ def _mark_sent(message: Message, *, platform_message_id: str, segments: int | No
         message.segments = segments
     message.save()
     _meter_sent(message, at=at)
-    Channel.objects.filter(pk=message.channel_id).update(last_sent_at=at)
+    # Write the channel's "last sent" once a minute at most: every send of the channel updating its one
+    # row would make concurrent sends queue on that row's lock until each commits.
+    Channel.objects.filter(
+        Q(last_sent_at__isnull=True) | Q(last_sent_at__lt=at - CHANNEL_STAMP_EVERY), pk=message.channel_id
+    ).update(last_sent_at=at)
     live.message_changed(message, created=False)
 
 
@@ -787,7 +820,8 @@ def message_send(*, message_id: int) -> SendOutcome:
 
     # Step 1: PENDING -> SENDING under a row lock; any other state means someone else has it.
     with transaction.atomic():
-        message = Message.objects.select_for_update(of=("self",)).select_related("channel").get(pk=message_id)
+        message = Message.objects.select_for_update().get(pk=message_id)
+        message.channel = channel  # read just before (and decrypted once): not joined again under the lock
         if message.status != Message.Status.PENDING:
             return SendOutcome("skipped", "not pending")
         if not message.channel.is_active:
@@ -817,9 +851,8 @@ def message_send(*, message_id: int) -> SendOutcome:
             return SendOutcome("failed", exc.message)
         message.status = Message.Status.SENDING
         message.sending_started_at = timezone.now()
-        message.attempts = F("attempts") + 1
+        message.attempts += 1  # the row is locked: the value read is the current one
         message.save(update_fields=["status", "sending_started_at", "attempts", "updated_at"])
-        message.refresh_from_db(fields=["attempts"])
         outbound = _outbound_for(message)
         attempts = message.attempts
 
@@ -864,7 +897,8 @@ def message_send(*, message_id: int) -> SendOutcome:
 
     # Step 3: store the platform id and status, meter, publish.
     with transaction.atomic():
-        message = Message.objects.select_for_update(of=("self",)).select_related("channel").get(pk=message_id)
+        message = Message.objects.select_for_update().get(pk=message_id)
+        message.channel = channel
         _mark_sent(
             message,
             platform_message_id=result.platform_message_id,

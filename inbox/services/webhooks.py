@@ -64,6 +64,8 @@ def webhook_event_record(
         return WebhookEvent.objects.get(channel=channel, endpoint=endpoint, event_id=event_id), False
     if channel.last_webhook_at is None or now - channel.last_webhook_at > timedelta(minutes=1):
         Channel.objects.filter(pk=channel.pk).update(last_webhook_at=now)
+        # The channel may be intake's cached object: stamp it too, or every delivery would write again.
+        channel.last_webhook_at = now
     return event, True
 
 

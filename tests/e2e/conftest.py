@@ -65,6 +65,7 @@ def e2e_env(django_db_setup, django_db_blocker, tmp_path_factory):
         MEDIA_ROOT=str(tmp_path_factory.mktemp("media")),
         PROVIDER_HTTP_TIMEOUT="3",
         CHANNELS_PREFIX=f"e2e{os.getpid()}",
+        BILLING_PLAN_CACHE_SECONDS="0",
         DJANGO_SETTINGS_MODULE="alexia.settings",
     )
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

@@ -89,6 +89,7 @@ def worker_env(transactional_db, tmp_path):
         PUBLIC_BASE_URL=settings.PUBLIC_BASE_URL,
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
         PROVIDER_HTTP_TIMEOUT="3",
+        BILLING_PLAN_CACHE_SECONDS="0",
     )
     return env
 
