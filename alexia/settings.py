@@ -219,6 +219,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Live traffic (inbound processing, agent replies) never waits behind bulk work.
 CELERY_TASK_ROUTES = {
     "inbox.tasks.webhook_event_process_task": {"queue": "live"},
+    "inbox.tasks.webhook_events_process_task": {"queue": "live"},
     "inbox.tasks.message_send_task": {"queue": "live"},
     "inbox.tasks.attachment_download_task": {"queue": "default"},
     "inbox.tasks.message_send_bulk_task": {"queue": "bulk"},
@@ -261,6 +262,9 @@ PROVIDER_HTTP_TIMEOUT = env.float("PROVIDER_HTTP_TIMEOUT", default=15.0)
 # Webhook intake caches the channel of a token this long per process (a pause or a rotated secret
 # applies after at most this delay).
 WEBHOOK_CHANNEL_CACHE_SECONDS = env.float("WEBHOOK_CHANNEL_CACHE_SECONDS", default=5.0)
+# Webhook intake queues processing through a per-process batching thread (inbox/webhooks/dispatch.py);
+# false: one Celery message per webhook from the request itself.
+WEBHOOK_DISPATCH_BATCHED = env.bool("WEBHOOK_DISPATCH_BATCHED", default=True)
 # How long each process keeps the default billing plan (billing.services.plan_default).
 BILLING_PLAN_CACHE_SECONDS = env.float("BILLING_PLAN_CACHE_SECONDS", default=5.0)
 # The demo's fake platforms listen on FAKES_PORT_BASE (+0 WhatsApp, +1 Telegram, +2 Twilio).

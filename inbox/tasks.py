@@ -20,6 +20,28 @@ def webhook_event_process_task(self, event_id: int) -> str:
         raise self.retry(countdown=min(30, 1 + self.request.retries * 2), exc=exc, max_retries=30) from exc
 
 
+@shared_task(acks_late=True)
+def webhook_events_process_task(event_ids: list[int]) -> dict:
+    """A batch from the web process's dispatcher (inbox/webhooks/dispatch.py). Each event is processed
+    on its own; one that must wait (a status for a message not yet known) or fails is queued alone, so
+    it retries without holding the others. Redelivered after a worker crash: processed events skip."""
+    from inbox.services.webhooks import webhook_event_process
+
+    outcome: dict[str, int] = {}
+    for event_id in event_ids:
+        try:
+            status = webhook_event_process(event_id=event_id)
+        except MessageNotYetKnown:
+            webhook_event_process_task.apply_async((event_id,), countdown=1)
+            status = "retrying"
+        except Exception:  # noqa: BLE001 - one event must not lose the rest of the batch
+            logger.exception("webhook event %s: processing failed; queued alone", event_id)
+            webhook_event_process_task.apply_async((event_id,), countdown=1)
+            status = "retrying"
+        outcome[status] = outcome.get(status, 0) + 1
+    return outcome
+
+
 @shared_task(bind=True, max_retries=None, acks_late=True)
 def message_send_task(self, message_id: int) -> str:
     from inbox.services.messages import message_send

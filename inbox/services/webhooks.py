@@ -3,6 +3,7 @@
 import hashlib
 import logging
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -43,13 +44,16 @@ def webhook_event_record(
 
     Returns (event, created). A redelivery returns the stored event and queues nothing.
     """
-    from inbox.tasks import webhook_event_process_task
+    from inbox.webhooks.dispatch import dispatcher
 
     now = timezone.now()
     headers = {**headers, RECEIVED_AT_HEADER: now.isoformat(), ENDPOINT_HEADER: endpoint}
     event_id = (event_id or body_event_id(body))[:255]
+    # One INSERT, committed on its own: outside a caller's transaction no BEGIN/COMMIT round trips
+    # (measured: a third of intake's wait on PostgreSQL); inside one, a savepoint, so a duplicate does
+    # not break the caller's transaction.
     try:
-        with transaction.atomic():
+        with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
             event = WebhookEvent.objects.create(
                 organization_id=channel.organization_id,
                 channel=channel,
@@ -59,7 +63,7 @@ def webhook_event_record(
                 headers=headers,
                 content_type=content_type[:200],
             )
-            transaction.on_commit(lambda: webhook_event_process_task.delay(event.pk))
+            transaction.on_commit(lambda: dispatcher.add(event.pk))  # at once in autocommit
     except IntegrityError:
         return WebhookEvent.objects.get(channel=channel, endpoint=endpoint, event_id=event_id), False
     if channel.last_webhook_at is None or now - channel.last_webhook_at > timedelta(minutes=1):

@@ -1,0 +1,71 @@
+"""Queue the processing of recorded webhook events from the web process, in batches.
+
+Intake answers the platform as soon as the event row is committed; queueing its processing through
+Celery (build the message, check out a producer, write to the broker) was measured at ~40 % of the
+intake view's time (docs/performance.md). The view hands the event id to this per-process dispatcher
+instead: a daemon thread sends the ids gathered while its previous send was in flight as one
+`webhook_events_process_task` (natural batching: one id per message when idle, up to MAX_BATCH under
+load, no added wait).
+
+Nothing is lost if the process dies with ids still in memory: their events are committed with status
+`received`, and `webhook_event_sweep` (beat, every minute) queues every event still `received` after a
+minute. A broker down at flush time is the same case.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 50
+
+
+class Dispatcher:
+    def __init__(self) -> None:
+        self._ids: list[int] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pid: int | None = None
+
+    def add(self, event_id: int) -> None:
+        from alexia.celery import app
+
+        if not settings.WEBHOOK_DISPATCH_BATCHED or app.conf.task_always_eager:
+            _send([event_id])
+            return
+        with self._lock:
+            if self._pid != os.getpid():  # first use in this process (or a forked child): own thread
+                self._ids = []
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="webhook-dispatch", daemon=True).start()
+            self._ids.append(event_id)
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            with self._lock:
+                self._wake.clear()
+                ids, self._ids = self._ids, []
+            for start in range(0, len(ids), MAX_BATCH):
+                try:
+                    _send(ids[start : start + MAX_BATCH])
+                except Exception:  # noqa: BLE001 - the sweeper queues these events again
+                    logger.exception("webhook events %s not queued; the sweeper will queue them", ids)
+
+
+def _send(ids: list[int]) -> None:
+    from inbox.tasks import webhook_event_process_task, webhook_events_process_task
+
+    if len(ids) == 1:
+        webhook_event_process_task.delay(ids[0])
+    else:
+        webhook_events_process_task.delay(ids)
+
+
+dispatcher = Dispatcher()
