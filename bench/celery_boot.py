@@ -4,25 +4,15 @@
 import os
 from pathlib import Path
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_ready
 
 from alexia.celery import app
 
 __all__ = ["app"]
 
 
-@worker_process_init.connect
-def _experiment_in_child(**kwargs) -> None:
-    from bench import experiments
-
-    experiments.apply()
-
-
 @worker_ready.connect
 def _ready(**kwargs) -> None:
-    from bench import experiments
-
-    experiments.apply()  # the threads pool runs tasks in this process
     path = os.environ.get("BENCH_READY_FILE")
     if path:
         Path(path).write_text(str(os.getpid()))

@@ -19,9 +19,6 @@ def main() -> None:
     import django
 
     django.setup()
-    from bench import experiments
-
-    experiments.apply()  # only with BENCH_EXPERIMENT=proposed (docs/performance.md)
     from inbox.models import Conversation
     from inbox.services.messages import message_create_outbound
 

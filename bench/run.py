@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 import time
 import traceback
@@ -40,9 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small counts and short steps (about 3 minutes)")
     parser.add_argument("--only", default="", help=f"comma-separated scenarios among {','.join(SCENARIOS)}")
-    parser.add_argument("--experiment", choices=["proposed"], default=None,
-                        help="apply the product changes proposed in docs/performance.md inside the benchmark's "
-                             "workers (bench/experiments.py); results go to results/<scenario>-proposed.json")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the table in bench/README.md")
     args = parser.parse_args(argv)
     selected = [s.strip() for s in args.only.split(",") if s.strip()] or [
@@ -52,11 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
 
-    suffix = ""
-    if args.experiment:
-        os.environ["BENCH_EXPERIMENT"] = args.experiment
-        suffix = f"-{args.experiment}"
-        args.no_readme = True
     topo = lib.Topology()
     failures = 0
     started = time.monotonic()
@@ -87,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 lib.log(f"{name} failed:\n{result['error']}")
             finally:
                 topo.stop_processes()
-            lib.write_result(name + suffix, {"experiment": args.experiment, "status": status, "quick": args.quick, "machine": info,
+            lib.write_result(name, {"status": status, "quick": args.quick, "machine": info,
                                     "wall_s": round(time.monotonic() - t0, 1), **result})
         connections.close_all()
     finally:
