@@ -40,14 +40,15 @@ def error_response(exc: Exception) -> JsonResponse:
     raise exc
 
 
-def pane_context(request, conversation: Conversation) -> dict:
-    """Everything the conversation pane shows, in a bounded number of queries."""
+def pane_context(request, conversation: Conversation, *, sidebar: selectors_ui.Sidebar | None = None) -> dict:
+    """Everything the conversation pane shows, in a bounded number of queries. A page that already
+    loaded the sidebar passes it in, so it is read once per request."""
     organization = request.organization
     messages, has_more = selectors_ui.thread_page(organization=organization, conversation=conversation)
     return {
         "conversation": conversation,
         "thread": messages,
         "has_more": has_more,
-        "sidebar": selectors_ui.sidebar(organization=organization),
+        "sidebar": sidebar if sidebar is not None else selectors_ui.sidebar(organization=organization),
         "canned": selectors_ui.canned_responses(organization=organization),
     }

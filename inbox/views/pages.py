@@ -34,7 +34,7 @@ def inbox_home(request):
 def conversation_page(request, pk: int):
     conversation = selectors_ui.inbox_conversation_get(organization=request.organization, conversation_id=pk)
     context = _inbox_context(request)
-    context.update(pane_context(request, conversation))
+    context.update(pane_context(request, conversation, sidebar=context["sidebar"]))
     return render(request, "inbox/inbox.html", context)
 
 

@@ -85,3 +85,27 @@ def test_contact_panel_and_dashboard_are_bounded(agent_client, org, agent, conve
     _conversations(org, 20, agent)
     _count(agent_client, reverse("inbox:contact-fragment", args=[conversation.contact_id]), django_assert_max_num_queries, 12)
     _count(agent_client, reverse("inbox:dashboard"), django_assert_max_num_queries, 15)
+
+
+def test_conversation_page_query_count_does_not_grow_with_conversations(
+    agent_client, org, agent, conversation, django_assert_max_num_queries
+):
+    url = reverse("inbox:conversation", args=[conversation.pk])
+    small = _count(agent_client, url, django_assert_max_num_queries, 25)
+    _conversations(org, 40, agent)
+    assert _count(agent_client, url, django_assert_max_num_queries, 25) == small
+
+
+def test_conversation_page_reads_the_sidebar_once(agent_client, conversation, django_assert_max_num_queries):
+    agent_client.get(reverse("inbox:dashboard"))
+    with django_assert_max_num_queries(25) as captured:
+        assert agent_client.get(reverse("inbox:conversation", args=[conversation.pk])).status_code == 200
+    sql = [q["sql"] for q in captured.captured_queries]
+    # The sidebar's four queries (teams, channels, labels, members, in their menus' order), once each.
+    for shape in (
+        'FROM "organizations_team" WHERE',
+        'FROM "providers_channel" WHERE',
+        'FROM "inbox_label" WHERE',
+        'ORDER BY "auth_user"."first_name" ASC',
+    ):
+        assert sum(shape in s for s in sql) == 1, shape
