@@ -14,6 +14,8 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
@@ -150,18 +152,56 @@ def inbox_conversations_by_ids(*, organization: Organization, ids: list[int]) ->
     )
 
 
+def _counts_cache_key(organization_id: int) -> str:
+    return f"inbox:view-counts:v1:{organization_id}"
+
+
+def _open_tallies(organization: Organization) -> list[tuple[int | None, int | None, int]]:
+    """(team_id, assignee_id, n) of the organization's open conversations: one scan, a few dozen rows
+    (teams x assignees), shared by every member of the organization.
+
+    Cached for settings.INBOX_COUNTS_CACHE_SECONDS: at 60,000 open conversations the scan costs ~20 ms
+    and every list page, list refresh and conversation page needs it. The cache key is the organization
+    (never the user), so one organization's counts cannot reach another's page. An agent's action drops
+    the entry (view_counts_forget, inbox/views/actions.py) before the other pages refresh on its live
+    event; any other change shows once the entry expires, and the page re-fetches its list that long
+    after the last conversation event (static/js/inbox.js), so the counts catch up without a reload."""
+    seconds = settings.INBOX_COUNTS_CACHE_SECONDS
+    key = _counts_cache_key(organization.pk)
+    if seconds > 0:
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    tallies = list(
+        Conversation.objects.filter(organization=organization, status=Conversation.Status.OPEN)
+        .values_list("team_id", "assignee_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    if seconds > 0:
+        cache.set(key, tallies, seconds)
+    return tallies
+
+
+def view_counts_forget(*, organization_id: int) -> None:
+    """Drop the organization's cached counts, so the next page or list refresh counts afresh."""
+    cache.delete(_counts_cache_key(organization_id))
+
+
 def view_counts(*, organization: Organization, user) -> dict:
-    """Open conversations per view: {"mine", "unassigned", "all", "teams": {team_id: n}}, two queries."""
-    open_ = Conversation.objects.filter(organization=organization, status=Conversation.Status.OPEN)
-    counts = open_.aggregate(
-        mine=Count("id", filter=Q(assignee_id=user.pk)),
-        unassigned=Count("id", filter=Q(assignee__isnull=True)),
-        all=Count("id"),
-    )
-    teams = dict(
-        open_.filter(team__isnull=False).values_list("team_id").annotate(n=Count("id")).values_list("team_id", "n")
-    )
-    return {**counts, "teams": teams}
+    """Open conversations per view: {"mine", "unassigned", "all", "teams": {team_id: n}}, one query
+    (none while the organization's tallies are cached)."""
+    mine = unassigned = total = 0
+    teams: dict[int, int] = {}
+    for team_id, assignee_id, n in _open_tallies(organization):
+        total += n
+        if assignee_id is None:
+            unassigned += n
+        elif assignee_id == user.pk:
+            mine += n
+        if team_id is not None:
+            teams[team_id] = teams.get(team_id, 0) + n
+    return {"mine": mine, "unassigned": unassigned, "all": total, "teams": dict(sorted(teams.items()))}
 
 
 @dataclass(frozen=True)

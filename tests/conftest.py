@@ -88,3 +88,9 @@ def _no_webhook_channel_cache(settings):
     settings.WEBHOOK_CHANNEL_CACHE_SECONDS = 0
     # Tests create and roll back plans (a rollback sends no signal): price from the database every time.
     settings.BILLING_PLAN_CACHE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
+def _no_inbox_counts_cache(settings):
+    # Tests change conversations between requests and count queries: count the views afresh every time.
+    settings.INBOX_COUNTS_CACHE_SECONDS = 0

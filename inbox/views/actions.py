@@ -113,6 +113,9 @@ def conversation_update_view(request, pk: int):
         conversation_update(conversation=conversation, actor=request.user, **{k: kwargs.get(k, UNSET) for k in kwargs})
     except (InboxError, ValidationError) as exc:
         return error_response(exc)
+    # The service has committed and published conversation.updated; every open page refreshes its list
+    # (and counts) 250 ms later, after this line has dropped the cached counts.
+    selectors_ui.view_counts_forget(organization_id=request.organization.pk)
     conversation = selectors_ui.inbox_conversation_get(organization=request.organization, conversation_id=pk)
     return render(
         request,
@@ -153,6 +156,7 @@ def conversation_bulk(request):
         )
     except (InboxError, ValidationError) as exc:
         return error_response(exc)
+    selectors_ui.view_counts_forget(organization_id=request.organization.pk)
     return JsonResponse({"updated": count})
 
 

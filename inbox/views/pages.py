@@ -1,5 +1,6 @@
 """Full pages: the inbox (list, optionally with a conversation open) and the dashboard."""
 
+from django.conf import settings
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -17,6 +18,7 @@ def _inbox_context(request) -> dict:
         "conversations": conversations,
         "page_full": len(conversations) >= selectors_ui.PAGE_SIZE,
         "counts": selectors_ui.view_counts(organization=organization, user=request.user),
+        "counts_cache_seconds": settings.INBOX_COUNTS_CACHE_SECONDS,
         "sidebar": selectors_ui.sidebar(organization=organization),
         "statuses": ["open", "pending", "snoozed", "resolved", "all"],
         "priorities": ["urgent", "high", "medium", "low", "none"],

@@ -257,6 +257,13 @@
     decorateRows();
   }
   const scheduleListRefresh = debounce(() => refreshList().catch(() => {}), 250);
+  // The counts in a refreshed list may come from the server's cache, up to data-counts-ttl seconds old
+  // (INBOX_COUNTS_CACHE_SECONDS): once conversation events stop, refresh once more after that delay so
+  // the counts include the last change.
+  const countsTtl = Number(inbox.dataset.countsTtl || 0);
+  const scheduleCountsCatchUp = countsTtl > 0
+    ? debounce(() => refreshList().catch(() => {}), countsTtl * 1000 + 500)
+    : () => {};
 
   filtersForm.addEventListener("change", () => {
     history.replaceState(history.state, "", pageUrl(currentId));
@@ -781,6 +788,7 @@
         }
       } else if (ev.type === "conversation.created" || ev.type === "conversation.updated") {
         scheduleListRefresh();
+        scheduleCountsCatchUp();
         if (currentId && String(data.id) === currentId) scheduleHeaderRefresh();
       }
     },
