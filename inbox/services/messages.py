@@ -76,7 +76,8 @@ def _known_empty(instance, relation: str) -> None:
     """Mark a to-many relation of a row just created as empty, so the live payload's serializer does not
     query it: Django's prefetch cache, which a related manager reads before the database (and clears
     itself when the relation changes)."""
-    instance.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = getattr(instance, relation).none()
+    model = instance._meta.get_field(relation).related_model
+    instance.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = model.objects.none()
 
 
 # --- inbound -------------------------------------------------------------------------------------------

@@ -75,7 +75,9 @@ def test_batch_processes_each_event_and_requeues_a_waiting_one_alone(transaction
         )[0]
         for p in (text, status)
     ]
-    r.delete("live")  # what intake queued: this test runs the batch itself
+    # Intake queued both (through the dispatcher's thread); this test runs the batch itself instead.
+    wait_until(lambda: sorted(_queued_event_ids(r)) == sorted(e.pk for e in events), what="intake's queueing")
+    r.delete("live")
     outcome = webhook_events_process_task([e.pk for e in events] + [events[0].pk])
     assert outcome == {"processed": 2, "retrying": 1}  # the first twice: the second time it skips
     assert Message.objects.filter(channel=wa_channel, text="hello").count() == 1
