@@ -453,10 +453,12 @@ def usage_record(
     # Price first, without the account lock: most events are free (or unpriced inbound), and a free
     # event must not queue behind every other send and inbound message of the organization on the
     # account row. Only a priced event (or one with an open hold) takes the locked path.
+    account, plan = _account_and_plan(organization_id)
+    if plan is None and only_if_priced:
+        return False  # no price book at all: nothing to record
     if _period_invoiced(organization_id, occurred_at):
         # That month is invoiced and frozen: a late event is billed in the open period instead.
         occurred_at = timezone.now()
-    account, plan = _account_and_plan(organization_id)
     price = price_lookup(
         plan_id=plan.pk if plan else None,
         meter=meter,
