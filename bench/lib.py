@@ -499,3 +499,87 @@ class PgWaits:
             "mean_backends_by_wait": {k: round(v / n, 2) for k, v in top},
             "lock_waiting_statements": {q: round(v / n, 2) for q, v in locks},
         }
+
+
+class CpuAccount:
+    """CPU seconds used by each part of the topology while a phase runs: every process on the machine
+    is sampled once a second from /proc (utime + stime), grouped by what it is, and each process keeps
+    its last sample, so one that exits during the phase still counts. Evidence for "what bounds it":
+    divide by the messages handled to get CPU per message per component."""
+
+    GROUPS = (
+        ("celery workers", ("celery", "celery_boot")),
+        ("message creators", ("outbound_create",)),
+        ("load generator", ("loadgen", "wrk")),
+        ("fake platforms", ("fakes_proc",)),
+        ("web server", ("daphne", "gunicorn", "uvicorn")),
+        ("postgresql", ("postgres",)),
+        ("redis", ("redis-server",)),
+    )
+
+    def __init__(self, interval: float = 1.0) -> None:
+        import threading
+
+        self.interval = interval
+        self.start: dict[int, tuple[str, float]] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+        self.seconds = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def _group(self, cmdline: str) -> str:
+        for name, needles in self.GROUPS:
+            if any(n in cmdline for n in needles):
+                return name
+        return "other"
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        out = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / self._tick  # utime, stime
+            out[int(entry)] = (self._group(cmd or stat), cpu)
+        return out
+
+    def __enter__(self) -> CpuAccount:
+        self.start = self._sample()
+        self.last = dict(self.start)
+        self._t0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.last.update(self._sample())
+        self.seconds = time.monotonic() - self._t0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.last.update(self._sample())
+
+    def result(self, per: int | None = None) -> dict:
+        """CPU seconds per group over the phase, and per item (ms) when `per` items were handled."""
+        used: dict[str, float] = {}
+        for pid, (group, cpu) in self.last.items():
+            before = self.start.get(pid, (group, 0.0))[1]
+            used[group] = used.get(group, 0.0) + max(0.0, cpu - before)
+        total = sum(used.values())
+        out = {
+            "wall_s": round(self.seconds, 1),
+            "cpu_s": {k: round(v, 1) for k, v in sorted(used.items(), key=lambda kv: -kv[1])},
+            "cpu_s_total": round(total, 1),
+            "cores_busy": round(total / self.seconds, 2) if self.seconds else None,
+        }
+        if per:
+            out["per_item_ms"] = {k: round(v / per * 1000, 2) for k, v in out["cpu_s"].items()}
+            out["per_item_ms_total"] = round(total / per * 1000, 2)
+        return out

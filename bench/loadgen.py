@@ -154,8 +154,10 @@ async def run(cfg: dict) -> dict:
     steps_out = []
     saturated = False
     for index, step in enumerate(cfg["steps"]):
-        # The first step (the end-to-end measurement) never stops the climb; a saturated later one does.
-        if saturated and index > 1 and cfg.get("stop_when_saturated", True):
+        # A saturated step stops the climb, except below `climb_at_least` (the rates the targets name
+        # are measured even when a lower step already saturated) and for the first step.
+        if (saturated and index > 1 and cfg.get("stop_when_saturated", True)
+                and float(step["rate"]) > cfg.get("climb_at_least", 0)):
             break
         rate, duration = float(step["rate"]), float(step["duration"])
         n = int(rate * duration)
@@ -226,6 +228,15 @@ async def run(cfg: dict) -> dict:
         }
         out["ok"] = achieved >= 0.95 * rate and out["errors"] <= 0.01 * n and (out["intake"]["p99_ms"] or 0) < 1000
         saturated = not out["ok"]
+        if ws_task is not None and cfg.get("settle_seconds"):
+            # Let the workers finish this step's messages before the next step starts, so that each
+            # step's end-to-end latency is its own, not the backlog of a saturated step before it.
+            settle_start = time.monotonic()
+            want = {s for s in seqs if s not in failed}
+            while time.monotonic() - settle_start < cfg["settle_seconds"] and not want.issubset(received):
+                await asyncio.sleep(0.2)
+            out["settle_s"] = round(time.monotonic() - settle_start, 1)
+            out["settled"] = want.issubset(received)
         steps_out.append(out)
         print(json.dumps({"step": rate, "achieved": out["achieved_rps"], "p50": out["intake"]["p50_ms"],
                           "p99": out["intake"]["p99_ms"], "errors": out["errors"]}), file=sys.stderr, flush=True)

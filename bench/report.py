@@ -56,6 +56,10 @@ def table() -> str:
                          f"p50 {_v(ol.get('e2e_p50_ms_at_200'))} ms, p95 {_v(ol.get('e2e_p95_ms_at_200'))} ms",
                          "p95 < 250 ms", _mark(ol.get("e2e_p95_ms_at_200") is not None
                                                and ol["e2e_p95_ms_at_200"] < 250)))
+            if "sustained_e2e_rps" in ol:
+                rows.append((f"highest rate carried end to end (intake kept up, e2e p95 < 250 ms), {name}",
+                             f"{_v(ol['sustained_e2e_rps'])} webhooks/s" if ol["sustained_e2e_rps"] else "none of the steps",
+                             "(measured)", "–"))
     outbound = _load("outbound")
     if outbound and "mixed" in outbound:
         machines.append(("outbound", outbound))

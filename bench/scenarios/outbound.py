@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from urllib.parse import parse_qs
 
 from .. import fixtures
-from ..lib import BENCH, LOGS, PY, PgWaits, log
+from ..lib import BENCH, LOGS, PY, CpuAccount, PgWaits, log
 
 WA_PHONES = [f"10900000000010{i}" for i in range(4)]
 
@@ -217,7 +217,7 @@ def run(ctx) -> dict:
     for _ in range(worker_spec["workers"]):
         topo.start_worker(pool=worker_spec["pool"], concurrency=worker_spec["concurrency"])
     topo.start_beat()
-    with PgWaits() as waits:
+    with PgWaits() as waits, CpuAccount() as cpu:
         created = create_messages(topo, items, max_seconds=60 if quick else 240)
         texts = _created_texts(texts)
         log(f"created {created['created']} messages in {created['seconds']} s ({created['per_s']}/s)")
@@ -225,7 +225,8 @@ def run(ctx) -> dict:
     drain_s = time.monotonic() - t0
     check = verify(sends(topo), texts, limits, per_recipient)
     mixed = {"created": created, "final": final, "drain_s": round(drain_s, 1),
-             "messages_per_s": round(len(texts) / drain_s, 1), **check, "pg_waits": waits.result()}
+             "messages_per_s": round(len(texts) / drain_s, 1), **check, "pg_waits": waits.result(),
+             "cpu": cpu.result(per=len(texts))}
     log(f"mixed: {mixed['messages_per_s']} msg/s (drain), delivered/s {check['delivered_per_s']}, "
         f"dup {check['duplicates']} lost {check['lost']} exceeded {check['rate_limit_exceeded']}")
     ctx.partial["mixed"] = mixed
@@ -245,7 +246,8 @@ def run(ctx) -> dict:
     t0 = time.monotonic()
     for _ in range(worker_spec["workers"]):
         topo.start_worker(pool=worker_spec["pool"], concurrency=worker_spec["concurrency"])
-    final_tg = wait_final(tg_texts, timeout=90 if quick else 300)
+    with CpuAccount() as cpu_tg:
+        final_tg = wait_final(tg_texts, timeout=90 if quick else 300)
     ours_s = time.monotonic() - t0
     check_tg = verify(sends(topo), tg_texts, {}, {})
     topo.stop_workers()
@@ -270,7 +272,8 @@ def run(ctx) -> dict:
     ours_per_s = round(len(tg_texts) / ours_s, 1)
     telegram = {
         "messages": len(tg_texts), "created": created_tg, "final": final_tg, "ours_drain_s": round(ours_s, 1),
-        "ours_per_s": ours_per_s, "ours_check": check_tg, "apprise": apprise,
+        "ours_per_s": ours_per_s, "ours_check": check_tg, "ours_cpu": cpu_tg.result(per=len(tg_texts)),
+        "apprise": apprise,
         "ratio_ours_to_apprise": round(ours_per_s / apprise["per_s"], 2) if apprise["per_s"] else None,
     }
     log(f"telegram: ours {ours_per_s}/s vs apprise {apprise['per_s']}/s")
