@@ -174,6 +174,10 @@ if REDIS_URL:
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
                 "prefix": env("CHANNELS_PREFIX", default="alexia"),
+                # Events queued per socket before group sends drop them (channels_redis default 100).
+                # Measured (bench/, inbound open loop): with daphne serving webhooks too, an agent's
+                # socket fell behind at 50 webhooks/s (two events each) and lost events at 100.
+                "capacity": env.int("CHANNELS_CAPACITY", default=1000),
             },
         }
     }

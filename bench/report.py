@@ -78,7 +78,7 @@ def table() -> str:
         t = outbound.get("telegram_vs_apprise")
         if t:
             rows.append((f"Telegram only, {_v(t['messages'])} messages: ours vs Apprise",
-                         f"{_v(t['ours_per_s'])} vs {_v(t['apprise']['per_s'])} msg/s; ratio {_v(t['ratio_ours_to_apprise'])}",
+                         f"{_v(t['ours_per_s'])} vs {_v(t['apprise']['per_s'])} msg/s; ratio {t['ratio_ours_to_apprise']}",
                          "(comparison)", "–"))
     inbox = _load("inbox")
     if inbox and "pages" in inbox:

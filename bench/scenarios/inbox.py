@@ -84,8 +84,11 @@ def run(ctx) -> dict:
     if proc.returncode:
         raise RuntimeError(f"inbox_measure failed: {proc.stderr[-3000:]}")
     measured = json.loads(proc.stdout.strip().splitlines()[-1])
-    constant = measured["conversation_big"]["queries"] == measured["conversation_small"]["queries"] and \
-        measured["list_fragment"]["queries"] == measured["list_page_2"]["queries"]
+    # Steady state: the fewest queries seen per page (the request that refills the view-counts cache,
+    # once per INBOX_COUNTS_CACHE_SECONDS, runs one more whatever the page).
+    fewest = {name: min(page["queries"]) for name, page in measured.items()}
+    constant = fewest["conversation_big"] == fewest["conversation_small"] and \
+        fewest["list_fragment"] == fewest["list_page_2"]
     return {
         "scale": {"conversations": n_conv, "messages": n_msg, "noise_orgs": 2,
                   "noise_each": {"conversations": noise_conv, "messages": noise_msg},

@@ -30,6 +30,11 @@ MAX_BATCH = 50
 
 class Dispatcher:
     def __init__(self) -> None:
+        self._reset()
+        # A forked child (gunicorn, Celery prefork) starts clean: no inherited ids, lock or thread state.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._ids: list[int] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -42,7 +47,7 @@ class Dispatcher:
             _send([event_id])
             return
         with self._lock:
-            if self._pid != os.getpid():  # first use in this process (or a forked child): own thread
+            if self._pid != os.getpid():  # first use in this process: start its thread
                 self._ids = []
                 self._pid = os.getpid()
                 threading.Thread(target=self._run, name="webhook-dispatch", daemon=True).start()
@@ -59,10 +64,11 @@ class Dispatcher:
                 self._wake.clear()
                 ids, self._ids = self._ids, []
             for start in range(0, len(ids), MAX_BATCH):
+                batch = ids[start : start + MAX_BATCH]
                 try:
-                    _send(ids[start : start + MAX_BATCH])
+                    _send(batch)
                 except Exception:  # noqa: BLE001 - the sweeper queues these events again
-                    logger.exception("webhook events %s not queued; the sweeper will queue them", ids)
+                    logger.exception("webhook events %s not queued; the sweeper will queue them", batch)
 
 
 def _send(ids: list[int]) -> None:
