@@ -108,6 +108,15 @@ def price_lookup(
     return best[1] if best else None
 
 
+def _plan_price(
+    plan: Plan | None, *, meter: str, at: datetime, channel_kind: str = "", country: str = ""
+) -> Price | None:
+    """price_lookup for a plan that may be None (no price book: everything is free)."""
+    return price_lookup(
+        plan_id=plan.pk if plan else None, meter=meter, at=at, channel_kind=channel_kind, country=country
+    )
+
+
 def _cheapest_send(
     *, plan_id: int | None, channel_kind: str, meter_hint: str | None, at: datetime
 ) -> Decimal:
@@ -357,13 +366,7 @@ def credit_reserve(
     The price is looked up before the account is locked: a free send never takes the organization's
     account lock, which every send and every inbound message of the organization would queue behind."""
     _, plan = _account_and_plan(organization_id)
-    price = price_lookup(
-        plan_id=plan.pk if plan else None,
-        meter=meter,
-        at=timezone.now(),
-        channel_kind=channel_kind,
-        country=country,
-    )
+    price = _plan_price(plan, meter=meter, at=timezone.now(), channel_kind=channel_kind, country=country)
     if _cost(price, quantity)[1] <= 0:
         return ZERO
     with transaction.atomic():
@@ -374,13 +377,7 @@ def credit_reserve(
         if UsageRecord.objects.filter(idempotency_key=idempotency_key).exists():
             return ZERO
         plan = _plan_for(account)
-        price = price_lookup(
-            plan_id=plan.pk if plan else None,
-            meter=meter,
-            at=timezone.now(),
-            channel_kind=channel_kind,
-            country=country,
-        )
+        price = _plan_price(plan, meter=meter, at=timezone.now(), channel_kind=channel_kind, country=country)
         _, cost = _cost(price, quantity)
         if cost <= 0:
             return ZERO
@@ -459,13 +456,7 @@ def usage_record(
     if _period_invoiced(organization_id, occurred_at):
         # That month is invoiced and frozen: a late event is billed in the open period instead.
         occurred_at = timezone.now()
-    price = price_lookup(
-        plan_id=plan.pk if plan else None,
-        meter=meter,
-        at=occurred_at,
-        channel_kind=channel_kind,
-        country=country,
-    )
+    price = _plan_price(plan, meter=meter, at=occurred_at, channel_kind=channel_kind, country=country)
     if price is None and only_if_priced:
         return False
     unit_price, cost = _cost(price, quantity)
@@ -491,13 +482,7 @@ def usage_record(
         if UsageRecord.objects.filter(idempotency_key=idempotency_key).exists():
             return False
         plan = _plan_for(account)
-        price = price_lookup(
-            plan_id=plan.pk if plan else None,
-            meter=meter,
-            at=occurred_at,
-            channel_kind=channel_kind,
-            country=country,
-        )
+        price = _plan_price(plan, meter=meter, at=occurred_at, channel_kind=channel_kind, country=country)
         if price is None and only_if_priced:
             return False
         unit_price, cost = _cost(price, quantity)
