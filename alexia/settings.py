@@ -228,6 +228,7 @@ CELERY_TASK_ROUTES = {
     "inbox.tasks.webhook_event_process_task": {"queue": "live"},
     "inbox.tasks.webhook_events_process_task": {"queue": "live"},
     "inbox.tasks.message_send_task": {"queue": "live"},
+    "inbox.tasks.channel_sends_run_task": {"queue": "live"},
     "inbox.tasks.attachment_download_task": {"queue": "default"},
     "inbox.tasks.message_send_bulk_task": {"queue": "bulk"},
     "inbox.tasks.telegram_poll_task": {"queue": "live"},
@@ -273,6 +274,10 @@ WEBHOOK_CHANNEL_CACHE_SECONDS = env.float("WEBHOOK_CHANNEL_CACHE_SECONDS", defau
 # false: one Celery message per webhook from the request itself.
 WEBHOOK_DISPATCH_BATCHED = env.bool("WEBHOOK_DISPATCH_BATCHED", default=True)
 WEBHOOK_DISPATCH_LINGER_MS = env.float("WEBHOOK_DISPATCH_LINGER_MS", default=10.0)
+# Outbound sends run per channel in chunks (inbox/services/sending.py): at most this many platform calls
+# of one channel in flight at once, and a runner hands its worker back after this many seconds.
+SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=8)
+SEND_RUN_SECONDS = env.float("SEND_RUN_SECONDS", default=20.0)
 # How long each process keeps the default billing plan (billing.services.plan_default).
 BILLING_PLAN_CACHE_SECONDS = env.float("BILLING_PLAN_CACHE_SECONDS", default=5.0)
 # The demo's fake platforms listen on FAKES_PORT_BASE (+0 WhatsApp, +1 Telegram, +2 Twilio).

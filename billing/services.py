@@ -93,19 +93,54 @@ def price_lookup(
     given over blank), and among those the newest already in effect. None: the meter is free."""
     if plan_id is None:
         return None
-    candidates = Price.objects.filter(
+    return _price_best(_price_candidates(plan_id, meter, channel_kind, country).filter(effective_from__lte=at), at)
+
+
+def _price_candidates(plan_id: int, meter: str, channel_kind: str, country: str):
+    return Price.objects.filter(
         plan_id=plan_id,
         meter=meter,
         channel_kind__in={channel_kind, ""},
         country__in={(country or "").upper(), ""},
-        effective_from__lte=at,
     )
+
+
+def _price_best(candidates, at: datetime) -> Price | None:
     best = None
     for price in candidates:
+        if price.effective_from > at:
+            continue
         rank = (bool(price.channel_kind), bool(price.country), price.effective_from)
         if best is None or rank > best[0]:
             best = (rank, price)
     return best[1] if best else None
+
+
+class PriceBook:
+    """One organization's prices for a batch of events (a send batch): the account and its plan are read
+    once, and each (meter, channel kind, country) once; price() then answers for any moment exactly as
+    price_lookup would."""
+
+    def __init__(self, organization_id: int) -> None:
+        self.organization_id = organization_id
+        self.account, self.plan = _account_and_plan(organization_id)
+        self._candidates: dict[tuple, list[Price]] = {}
+
+    def price(self, *, meter: str, at: datetime, channel_kind: str = "", country: str = "") -> Price | None:
+        if self.plan is None:
+            return None
+        key = (meter, channel_kind, (country or "").upper())
+        if key not in self._candidates:
+            self._candidates[key] = list(_price_candidates(self.plan.pk, meter, channel_kind, country))
+        return _price_best(self._candidates[key], at)
+
+    def cost(self, *, meter: str, quantity: int, at: datetime, channel_kind: str = "", country: str = "") -> Decimal:
+        price = self.price(meter=meter, at=at, channel_kind=channel_kind, country=country)
+        return _cost(price, quantity)[1]
+
+
+def price_book(*, organization_id: int) -> PriceBook:
+    return PriceBook(organization_id)
 
 
 def _plan_price(
@@ -502,6 +537,68 @@ def usage_record(
                 usage=usage,
             )
     return True
+
+
+def usage_record_many(*, organization_id: int, events: list[dict]) -> None:
+    """usage_record for many events of one organization (a send batch), in the caller's transaction.
+
+    Each event holds usage_record's keyword arguments but organization_id. The account, the plan, the
+    open holds and the invoiced periods are read once, each price once (PriceBook); the free events
+    with no open hold (most sends) are inserted in one statement, their unique keys making each once
+    (ON CONFLICT DO NOTHING). Priced or held events go through usage_record one by one: they move the
+    balance under the account lock exactly as a single call does."""
+    if not events:
+        return
+    if any(event["quantity"] <= 0 for event in events):
+        raise ValueError("usage quantity must be positive; reverse usage with usage_refund")
+    book = price_book(organization_id=organization_id)
+    keys = [event["idempotency_key"] for event in events]
+    held = set(
+        CreditHold.objects.filter(idempotency_key__in=keys, closed_at__isnull=True).values_list(
+            "idempotency_key", flat=True
+        )
+    )
+    invoiced: dict[date, bool] = {}
+    now = timezone.now()
+    rows = []
+    for event in events:
+        if book.plan is None and event.get("only_if_priced"):
+            continue
+        occurred_at = event["occurred_at"]
+        day = occurred_at.date()
+        if day not in invoiced:
+            invoiced[day] = _period_invoiced(organization_id, occurred_at)
+        if invoiced[day]:
+            occurred_at = now
+        country = event.get("country", "")
+        channel_kind = event.get("channel_kind", "")
+        price = book.price(meter=event["meter"], at=occurred_at, channel_kind=channel_kind, country=country)
+        if price is None and event.get("only_if_priced"):
+            continue
+        unit_price, cost = _cost(price, event["quantity"])
+        if cost > 0 or event["idempotency_key"] in held:
+            usage_record(organization_id=organization_id, **event)
+            continue
+        rows.append(
+            UsageRecord(
+                organization_id=organization_id,
+                meter=event["meter"],
+                quantity=event["quantity"],
+                idempotency_key=event["idempotency_key"],
+                occurred_at=occurred_at,
+                channel_id=event.get("channel_id"),
+                channel_kind=channel_kind,
+                country=(country or "").upper(),
+                unit_price=unit_price,
+                cost=cost,
+                price=price,
+            )
+        )
+    if rows:
+        account = book.account or credit_account_get_or_create(organization_id=organization_id)
+        for row in rows:
+            row.currency = account.currency
+        UsageRecord.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 def _period_invoiced(organization_id: int, at: datetime) -> bool:

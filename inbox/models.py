@@ -205,6 +205,9 @@ class Message(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     segments = models.PositiveIntegerField(null=True, blank=True)
     sending_started_at = models.DateTimeField(null=True, blank=True)
+    # A pending send not to be tried before this (a retry's backoff, the platform's Retry-After, a
+    # recipient's rate limit): the channel's send runner skips it until then.
+    send_after = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
@@ -229,6 +232,10 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "created_at", "id"], name="message_conv_created"),
             models.Index(fields=["status", "sending_started_at"], name="message_status_sending"),
+            # The send runner's claim: a channel's pending messages, oldest first.
+            models.Index(
+                fields=["channel", "id"], condition=Q(status="pending"), name="message_pending_by_channel"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -52,6 +52,13 @@ def message_send_task(self, message_id: int) -> str:
         raise self.retry(countdown=exc.countdown, exc=exc) from exc
 
 
+@shared_task(acks_late=True)
+def channel_sends_run_task(channel_id: int) -> dict:
+    from inbox.services.sending import channel_sends_run
+
+    return channel_sends_run(channel_id=channel_id)
+
+
 @shared_task(bind=True, max_retries=6, acks_late=True)
 def attachment_download_task(self, attachment_id: int) -> str:
     from inbox.services.attachments import attachment_download

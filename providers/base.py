@@ -119,6 +119,12 @@ class Provider:
     # Per-recipient limit (Telegram: ~1 msg/s per chat), None when the platform sets none.
     per_recipient_rate_per_second: float | None = None
 
+    @property
+    def send_concurrency(self) -> int:
+        """How many sends of one channel may be in flight at once (the batch sender's threads). HTTP
+        platforms answer in 100-300 ms, so sends overlap; a provider that is not thread-safe says 1."""
+        return settings.SEND_CONCURRENCY
+
     def __init__(self, channel) -> None:
         self.channel = channel
         self.config: dict = dict(channel.config or {})

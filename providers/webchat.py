@@ -117,6 +117,8 @@ async def _layer_round_trip(layer) -> dict:
 class WebchatProvider(Provider):
     kind = "webchat"
     supports_lookup = True
+    # A push to the visitor's socket group: instant, nothing to overlap.
+    send_concurrency = 1
 
     # --- inbound -------------------------------------------------------------------------------------
     def verify(self, request) -> None:

@@ -511,7 +511,8 @@ def message_create_outbound(
     A repeated idempotency_key returns the first message (created=False) and sends nothing.
     Refuses (InboxError) when the contact opted out or blocked us, when the service window is closed
     and no template is given, or when there is nothing to send. Private notes are never sent.
-    Emits message.created and conversation.updated on commit; queues message_send_task.
+    Emits message.created and conversation.updated on commit, and wakes the channel's send runner
+    (inbox/services/sending.py).
     """
     organization_id = conversation.organization_id
     if idempotency_key:
@@ -638,9 +639,7 @@ def message_create_outbound(
                     conversation.first_response_at = now
             conversation.save()
             if not private:
-                from inbox.tasks import message_send_task
-
-                transaction.on_commit(lambda: message_send_task.delay(message.pk))
+                _send_queue(message)
             live.message_changed(message, created=True)
             live.conversation_changed(conversation, created=False)
     except IntegrityError:
@@ -652,6 +651,14 @@ def message_create_outbound(
                 return existing, False
         raise
     return message, True
+
+
+def _send_queue(message: Message) -> None:
+    """On commit, wake the send runner of the message's channel (inbox/services/sending.py)."""
+    from inbox.services.sending import channel_sends_kick
+
+    channel_id = message.channel_id
+    transaction.on_commit(lambda: channel_sends_kick(channel_id=channel_id))
 
 
 # Channels whose messages carry several attachments (Twilio up to 10 MediaUrl, e-mail any number).
@@ -683,10 +690,9 @@ def message_retry(*, message: Message) -> Message:
         message.error_reason = ""
         message.failed_at = None
         message.attempts = 0
+        message.send_after = None
         message.save()
-        from inbox.tasks import message_send_task
-
-        transaction.on_commit(lambda: message_send_task.delay(message.pk))
+        _send_queue(message)
         live.message_changed(message, created=False)
     return message
 
@@ -756,10 +762,10 @@ def _send_meter(message: Message) -> str:
     return message_meter(channel_kind=message.channel.kind, category=category)
 
 
-def _meter_sent(message: Message, *, at: datetime) -> None:
-    """Meter an accepted send once (key msg:<id>). Forced: the platform took it, so it is never refused."""
-    usage_record(
-        organization_id=message.organization_id,
+def sent_usage(message: Message, *, at: datetime) -> dict:
+    """The usage event of an accepted send (key msg:<id>). Forced: the platform took it, so it is never
+    refused."""
+    return dict(
         meter=_send_meter(message),
         quantity=message.segments or 1,
         idempotency_key=f"msg:{message.pk}",
@@ -771,8 +777,13 @@ def _meter_sent(message: Message, *, at: datetime) -> None:
     )
 
 
-def _mark_sent(message: Message, *, platform_message_id: str, segments: int | None, at: datetime) -> None:
-    """Step 3, with the message locked: store the platform id, meter usage once, emit."""
+def _meter_sent(message: Message, *, at: datetime) -> None:
+    usage_record(organization_id=message.organization_id, **sent_usage(message, at=at))
+
+
+def sent_apply(message: Message, *, platform_message_id: str, segments: int | None, at: datetime) -> None:
+    """The platform accepted `message` (locked by the caller): set its fields, without saving. A status
+    that arrived first (delivered, read) is kept; an unconfirmed failure is overturned."""
     if STATUS_RANK.get(message.status, 99) < STATUS_RANK[Message.Status.SENT] or (
         message.status == Message.Status.FAILED and message.error_code == SEND_UNCONFIRMED
     ):
@@ -784,14 +795,53 @@ def _mark_sent(message: Message, *, platform_message_id: str, segments: int | No
     message.sent_at = message.sent_at or at
     if segments:
         message.segments = segments
+
+
+def channel_sent_stamp(channel_id: int, *, at: datetime) -> None:
+    """Write the channel's "last sent" once a minute at most: every send of the channel updating its one
+    row would make concurrent sends queue on that row's lock until each commits."""
+    Channel.objects.filter(
+        Q(last_sent_at__isnull=True) | Q(last_sent_at__lt=at - CHANNEL_STAMP_EVERY), pk=channel_id
+    ).update(last_sent_at=at)
+
+
+def _mark_sent(message: Message, *, platform_message_id: str, segments: int | None, at: datetime) -> None:
+    """Step 3, with the message locked: store the platform id, meter usage once, emit."""
+    sent_apply(message, platform_message_id=platform_message_id, segments=segments, at=at)
     message.save()
     _meter_sent(message, at=at)
-    # Write the channel's "last sent" once a minute at most: every send of the channel updating its one
-    # row would make concurrent sends queue on that row's lock until each commits.
-    Channel.objects.filter(
-        Q(last_sent_at__isnull=True) | Q(last_sent_at__lt=at - CHANNEL_STAMP_EVERY), pk=message.channel_id
-    ).update(last_sent_at=at)
+    channel_sent_stamp(message.channel_id, at=at)
     live.message_changed(message, created=False)
+
+
+def send_retry_record(*, message_id: int, attempts: int, exc: TransientFailure) -> tuple[SendOutcome | None, float]:
+    """After a transient failure of attempt number `attempts`: back to pending, not to be tried before
+    the backoff (or the platform's Retry-After) has passed (`send_after`), or failed once
+    MAX_SEND_ATTEMPTS are spent. Returns (the outcome when the send ended here, else None; the seconds
+    until the next attempt). A 429 does not count as an attempt: the platform's pacing is not a failure."""
+    retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+    countdown = retry_after + random.uniform(0, 0.5) if retry_after else _backoff(attempts)
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=message_id)
+        if message.status != Message.Status.SENDING:
+            return SendOutcome("skipped", "changed during send"), 0.0
+        if isinstance(exc, RateLimited):
+            message.attempts = max(0, message.attempts - 1)
+        elif attempts >= MAX_SEND_ATTEMPTS:
+            message.status = Message.Status.FAILED
+            message.error_code = exc.code or "transient_failure"
+            message.error_reason = f"Gave up after {attempts} attempts: {exc.reason}"
+            message.failed_at = timezone.now()
+            message.save()
+            credit_release(organization_id=message.organization_id, idempotency_key=f"msg:{message.pk}")
+            live.message_changed(message, created=False)
+            return SendOutcome("failed", exc.reason), 0.0
+        message.status = Message.Status.PENDING
+        message.error_code = exc.code or ""
+        message.error_reason = f"Retrying: {exc.reason}"
+        message.send_after = timezone.now() + timedelta(seconds=countdown)
+        message.save()
+    return None, countdown
 
 
 def message_send(*, message_id: int) -> SendOutcome:
@@ -877,27 +927,9 @@ def message_send(*, message_id: int) -> SendOutcome:
         )
         return SendOutcome("unconfirmed", exc.reason)
     except TransientFailure as exc:
-        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
-        with transaction.atomic():
-            message = Message.objects.select_for_update().get(pk=message_id)
-            if message.status != Message.Status.SENDING:
-                return SendOutcome("skipped", "changed during send")
-            if isinstance(exc, RateLimited):
-                message.attempts = max(0, message.attempts - 1)  # the platform's pacing is not a failure
-            elif attempts >= MAX_SEND_ATTEMPTS:
-                message.status = Message.Status.FAILED
-                message.error_code = exc.code or "transient_failure"
-                message.error_reason = f"Gave up after {attempts} attempts: {exc.reason}"
-                message.failed_at = timezone.now()
-                message.save()
-                credit_release(organization_id=message.organization_id, idempotency_key=f"msg:{message.pk}")
-                live.message_changed(message, created=False)
-                return SendOutcome("failed", exc.reason)
-            message.status = Message.Status.PENDING
-            message.error_code = exc.code or ""
-            message.error_reason = f"Retrying: {exc.reason}"
-            message.save()
-        countdown = (retry_after or 0) + random.uniform(0, 0.5) if retry_after else _backoff(attempts)
+        outcome, countdown = send_retry_record(message_id=message_id, attempts=attempts, exc=exc)
+        if outcome is not None:
+            return outcome
         raise RetryLater(countdown, exc.reason) from exc
 
     # Step 3: store the platform id and status, meter, publish.
@@ -924,7 +956,7 @@ def message_sweep(
     it). `pending` with no activity for pending_after (its task was lost with a broker restart) is
     queued again. Returns counts.
     """
-    from inbox.tasks import message_send_task
+    from inbox.tasks import channel_sends_run_task
 
     now = timezone.now()
     counts = {"confirmed": 0, "requeued": 0, "unconfirmed": 0, "pending_requeued": 0}
@@ -955,8 +987,9 @@ def message_sweep(
                     counts["confirmed"] += 1
                 else:
                     locked.status = Message.Status.PENDING
+                    locked.send_after = None
                     locked.save()
-                    transaction.on_commit(lambda pk=locked.pk: message_send_task.delay(pk))
+                    _send_queue(locked)
                     counts["requeued"] += 1
             continue
         with transaction.atomic():
@@ -973,11 +1006,20 @@ def message_sweep(
             locked.save()
             live.message_changed(locked, created=False)
             counts["unconfirmed"] += 1
-    lost = Message.objects.filter(
-        status=Message.Status.PENDING, direction=Message.Direction.OUT, updated_at__lt=now - pending_after
-    ).values_list("pk", flat=True)[:1000]
-    for pk in lost:
-        Message.objects.filter(pk=pk).update(updated_at=now)
-        message_send_task.delay(pk)
-        counts["pending_requeued"] += 1
+    # Pending with no activity, and not waiting for a retry's time: its runner was lost (a broker
+    # restart, a worker killed with the task in hand). Its channel's runner is queued again.
+    quiet = now - pending_after
+    lost = list(
+        Message.objects.filter(
+            Q(send_after__isnull=True) | Q(send_after__lt=quiet),
+            status=Message.Status.PENDING,
+            direction=Message.Direction.OUT,
+            updated_at__lt=quiet,
+        ).values_list("pk", "channel_id")[:1000]
+    )
+    if lost:
+        Message.objects.filter(pk__in=[pk for pk, _ in lost]).update(updated_at=now)
+        for channel_id in sorted({channel_id for _, channel_id in lost}):
+            channel_sends_run_task.delay(channel_id)
+        counts["pending_requeued"] = len(lost)
     return counts

@@ -117,6 +117,8 @@ def _text_to_html(text: str) -> str:
 class EmailProvider(Provider):
     kind = "email"
     rate_limit_per_second = None  # the ESP paces delivery; a mailbox's SMTP server may set its own
+    # Mail goes through Django's e-mail backends (anymail's included), not written for concurrent use.
+    send_concurrency = 1
 
     # --- configuration -------------------------------------------------------------------------------
     @property

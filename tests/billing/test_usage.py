@@ -136,3 +136,55 @@ def test_usage_rows_are_append_only(org, prices):
     with pytest.raises(DatabaseError), transaction.atomic():
         UsageRecord.objects.filter(pk=usage.pk).update(quantity=5)
     assert UsageRecord.objects.get(pk=usage.pk).quantity == 1
+
+
+def _event(key, *, meter="message.out.twilio_sms", kind="twilio_sms", at=None, **kw):
+    return dict(
+        meter=meter, quantity=kw.pop("quantity", 1), idempotency_key=key, occurred_at=at or timezone.now(),
+        channel_kind=kind, **kw,
+    )  # fmt: skip
+
+
+def test_usage_record_many_prices_each_event_as_usage_record_would(org, plan, prices):
+    fund(org.pk, "10")
+    now = timezone.now()
+    later = add_price(plan, "message.out.twilio_sms", "0.07", channel_kind="twilio_sms", since=now + timedelta(days=1))
+    services.usage_record_many(
+        organization_id=org.pk,
+        events=[
+            _event("b:tg1", meter="message.out.telegram", kind="telegram"),
+            _event("b:tg2", meter="message.out.telegram", kind="telegram"),
+            _event("b:sms", quantity=2),
+            _event("b:sms-de", country="DE"),
+            _event("b:sms-later", at=now + timedelta(days=2)),
+            _event("b:in", meter="message.in.telegram", kind="telegram", only_if_priced=True),
+        ],
+    )
+    rows = {u.idempotency_key: u for u in UsageRecord.objects.filter(organization=org)}
+    assert set(rows) == {"b:tg1", "b:tg2", "b:sms", "b:sms-de", "b:sms-later"}  # unpriced inbound: nothing
+    assert rows["b:tg1"].cost == 0 and rows["b:tg1"].currency == "EUR" and rows["b:tg1"].price is None
+    assert rows["b:sms"].cost == Decimal("0.10")
+    assert rows["b:sms-de"].unit_price == Decimal("0.08")
+    assert rows["b:sms-later"].price_id == later.pk
+    assert balance(org) == Decimal("10") - Decimal("0.10") - Decimal("0.08") - Decimal("0.07")
+
+
+def test_usage_record_many_records_each_key_once_and_captures_holds(org, prices):
+    fund(org.pk, "1")
+    held = services.credit_reserve(
+        organization_id=org.pk, meter="message.out.twilio_sms", quantity=1, idempotency_key="b:h",
+        channel_kind="twilio_sms",
+    )  # fmt: skip
+    assert held == Decimal("0.05")
+    events = [_event("b:h"), _event("b:free", meter="message.out.telegram", kind="telegram")]
+    services.usage_record_many(organization_id=org.pk, events=events)
+    services.usage_record_many(organization_id=org.pk, events=events)  # a replayed batch
+    assert UsageRecord.objects.filter(idempotency_key__in=["b:h", "b:free"]).count() == 2
+    account = CreditAccount.objects.get(organization=org)
+    assert (account.balance, account.held) == (Decimal("0.95"), Decimal("0"))
+
+
+def test_usage_record_many_refuses_a_non_positive_quantity(org, prices):
+    with pytest.raises(ValueError):
+        services.usage_record_many(organization_id=org.pk, events=[_event("b:zero", quantity=0)])
+    assert not UsageRecord.objects.filter(idempotency_key="b:zero").exists()
