@@ -369,7 +369,20 @@ def credit_check(*, organization_id: int, channel_kind: str, meter_hint: str | N
     """Raise InsufficientCredits when the available credit cannot cover the cheapest send on this
     channel kind (or of meter_hint). Called at message creation; reads without locking (the strict
     gate is credit_reserve). Free channels (no price) always pass."""
+    _credit_check(organization_id, *_account_and_plan(organization_id), channel_kind, meter_hint)
+
+
+def send_check(*, organization_id: int, channel_kind: str, meter_hint: str | None = None) -> None:
+    """What a new outbound message must pass: credit_check and the messages_per_day quota_check, with
+    one read of the account and its plan."""
     account, plan = _account_and_plan(organization_id)
+    _credit_check(organization_id, account, plan, channel_kind, meter_hint)
+    _quota_check(organization_id, plan, "messages_per_day", None, 1)
+
+
+def _credit_check(
+    organization_id: int, account: CreditAccount | None, plan: Plan | None, channel_kind: str, meter_hint: str | None
+) -> None:
     cheapest = _cheapest_send(
         plan_id=plan.pk if plan else None, channel_kind=channel_kind, meter_hint=meter_hint, at=timezone.now()
     )
@@ -677,8 +690,11 @@ def quota_check(*, organization_id: int, resource: str, current: int | None = No
     """
     if resource not in QUOTA_RESOURCES:
         raise ValueError(f"unknown quota resource {resource!r}")
+    _quota_check(organization_id, _account_and_plan(organization_id)[1], resource, current, adding)
+
+
+def _quota_check(organization_id: int, plan: Plan | None, resource: str, current: int | None, adding: int) -> None:
     field_name, label = QUOTA_RESOURCES[resource]
-    _, plan = _account_and_plan(organization_id)
     limit = getattr(plan, field_name) if plan else None
     if limit is None:
         return

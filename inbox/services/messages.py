@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from billing.errors import InsufficientCredits
 from billing.meters import country_for_address, message_meter
-from billing.services import credit_check, credit_release, credit_reserve, quota_check, usage_record
+from billing.services import credit_release, credit_reserve, send_check, usage_record
 from inbox import live
 from inbox.errors import InboxError, MessageNotYetKnown, RetryLater
 from inbox.models import Attachment, Contact, ContactIdentity, Conversation, Message
@@ -572,14 +572,13 @@ def message_create_outbound(
                 details={"last_inbound_at": conversation.last_inbound_at, "template_required": True},
             )
         category = (template or {}).get("category", "")
-        credit_check(
+        send_check(
             organization_id=organization_id,
             channel_kind=conversation.channel.kind,
             meter_hint=message_meter(channel_kind=conversation.channel.kind, category=category)
             if template
             else None,
         )
-        quota_check(organization_id=organization_id, resource="messages_per_day")
         content["to"] = identity.value
         if human_agent:
             content["human_agent"] = True
