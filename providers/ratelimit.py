@@ -18,15 +18,17 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[3])
+local offset = tonumber(ARGV[4]) or 0
+local at = now + offset
 local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(data[1]) or burst
-local ts = tonumber(data[2]) or now
-tokens = math.min(burst, tokens + (now - ts) * rate)
+local ts = tonumber(data[2]) or at
+tokens = math.min(burst, tokens + (at - ts) * rate)
 tokens = tokens - 1
-local wait = 0
-if tokens < 0 then wait = -tokens / rate end
+local wait = offset
+if tokens < 0 then wait = offset - tokens / rate end
 if wait > max_wait then return {'0', tostring(wait)} end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(at))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst / rate + wait) * 1000) + 1000)
 return {'1', tostring(wait)}
 """
@@ -43,15 +45,15 @@ class _LocalBuckets:
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def acquire(self, key: str, rate: float, burst: float, max_wait: float) -> Reservation:
+    def acquire(self, key: str, rate: float, burst: float, max_wait: float, not_before: float) -> Reservation:
         with self._lock:
-            now = time.monotonic()
-            tokens, ts = self._buckets.get(key, (burst, now))
-            tokens = min(burst, tokens + (now - ts) * rate) - 1
-            wait = -tokens / rate if tokens < 0 else 0.0
+            at = time.monotonic() + not_before
+            tokens, ts = self._buckets.get(key, (burst, at))
+            tokens = min(burst, tokens + (at - ts) * rate) - 1
+            wait = not_before - tokens / rate if tokens < 0 else not_before
             if wait > max_wait:
                 return Reservation(False, wait)
-            self._buckets[key] = (tokens, now)
+            self._buckets[key] = (tokens, at)
             return Reservation(True, wait)
 
 
@@ -70,8 +72,12 @@ def _redis():
     return _redis_script
 
 
-def acquire(key: str, *, rate: float, burst: float | None = None, max_wait: float = 1.0) -> Reservation:
-    """Reserve one send on bucket `key` at `rate` per second.
+def acquire(
+    key: str, *, rate: float, burst: float | None = None, max_wait: float = 1.0, not_before: float = 0.0
+) -> Reservation:
+    """Reserve one send on bucket `key` at `rate` per second, `not_before` seconds from now at the
+    earliest: a send bound by two buckets (the channel's, then the recipient's) reserves the second at
+    the slot the first gave, so neither bucket records a send earlier than it happens.
 
     burst defaults to 1: sends are spaced 1/rate apart, so no one-second window ever holds more than
     `rate` of them. A bucket of one second's worth lets a full bucket plus a second's refill through in
@@ -79,6 +85,6 @@ def acquire(key: str, *, rate: float, burst: float | None = None, max_wait: floa
     second on a 10/s channel, Telegram 55 on a 30/s bot after a Redis restart emptied the buckets)."""
     burst = max(1.0, burst if burst is not None else 1.0)
     if settings.REDIS_URL:
-        granted, wait = _redis()(keys=[f"alexia:rl:{key}"], args=[rate, burst, max_wait])
+        granted, wait = _redis()(keys=[f"alexia:rl:{key}"], args=[rate, burst, max_wait, not_before])
         return Reservation(granted in (b"1", "1"), float(wait))
-    return _local.acquire(key, rate, burst, max_wait)
+    return _local.acquire(key, rate, burst, max_wait, not_before)

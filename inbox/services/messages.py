@@ -863,12 +863,17 @@ def message_send(*, message_id: int) -> SendOutcome:
         per_recipient = provider.per_recipient_rate_per_second
         recipient = head.content.get("to", "")
         if per_recipient and recipient:
+            # At the channel's slot or later: the recipient's bucket records the send when it happens.
             r2 = ratelimit.acquire(
-                f"ch:{channel.pk}:to:{recipient}", rate=per_recipient * RATE_MARGIN, burst=1, max_wait=1.0
+                f"ch:{channel.pk}:to:{recipient}",
+                rate=per_recipient * RATE_MARGIN,
+                burst=1,
+                max_wait=1.0 + reservation.wait,
+                not_before=reservation.wait,
             )
             if not r2.granted:
                 raise RetryLater(r2.wait, "recipient rate limit")
-            reservation = ratelimit.Reservation(True, max(reservation.wait, r2.wait))
+            reservation = r2
         if reservation.wait > 0:
             time.sleep(reservation.wait)
 

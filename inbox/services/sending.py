@@ -63,8 +63,10 @@ logger = logging.getLogger(__name__)
 CHUNK_MAX = 50
 CHUNK_SECONDS = 0.5  # a chunk holds about this much of the channel's rate
 SLOT_MAX_WAIT = 1.0  # a rate slot further away than this is not reserved: the message waits (send_after)
+LATE_AFTER = 0.02  # a send this far behind its slot takes a new one
+LATE_MAX_WAIT = 10.0
 LOCK_TTL_MS = 30_000
-KICK_TTL_MS = 60_000
+KICK_TTL_MS = 15_000
 
 
 # --- coordination ------------------------------------------------------------------------------------
@@ -170,6 +172,9 @@ def channel_sends_run(*, channel_id: int) -> dict:
     coordination = _coord()
     token = coordination.lock(channel_id)
     if token is None:
+        # The runner at work looks again when it ends (_next_run), so it sends these too. The kick is
+        # cleared: left set, it would keep new messages from queueing a runner until it expired.
+        coordination.kick_clear(channel_id)
         return {"busy": 1}
     counts: Counter = Counter()
     started = time.monotonic()
@@ -210,7 +215,7 @@ def _next_run(channel_id: int, *, pause: float) -> None:
         channel_id=channel_id, status=Message.Status.PENDING, direction=Message.Direction.OUT, private=False
     ).aggregate(ready=Count("pk", filter=ready_q), later=Min("send_after", filter=~ready_q))
     if left["ready"] and not pause:
-        channel_sends_kick(channel_id=channel_id)
+        channel_sends_run_task.delay(channel_id)  # not through the kick: one may be set, its task busy
     elif left["ready"] or left["later"]:
         wait = pause if left["ready"] else max(pause, (left["later"] - now).total_seconds())
         channel_sends_run_task.apply_async((channel_id,), countdown=max(0.05, wait))
@@ -295,13 +300,21 @@ class _Chunk:
                 Message.objects.bulk_update(deferred, ["send_after"])
             self.claimed = [(m, _outbound_for(m), slot) for m, _, slot in self.claimed]
 
-    def _reserve(self, message: Message) -> float | None:
-        """The moment (monotonic) this message may go out, its slots reserved; None when the recipient's
-        slot is too far (send_after set) or the channel's bucket is full (channel_wait set)."""
+    def _reserve(self, message: Message, *, max_wait: float = SLOT_MAX_WAIT) -> float | None:
+        """The moment (monotonic) this message may go out, its slots reserved; None when the channel's
+        bucket is full (channel_wait set) or the recipient's slot is too far (send_after set).
+
+        The channel's slot first, then the recipient's at that slot or later: each bucket records the
+        send when it will happen (a recipient slot taken for an earlier moment than the send let a
+        Telegram chat get two messages within one second)."""
         now = time.monotonic()
         if not self.rate:
             return now
-        wait = 0.0
+        slot = ratelimit.acquire(f"ch:{self.channel.pk}", rate=self.rate * RATE_MARGIN, max_wait=max_wait)
+        if not slot.granted:
+            self.channel_wait = slot.wait
+            return None
+        wait = slot.wait
         recipient = message.content.get("to", "")
         per_recipient = self.provider.per_recipient_rate_per_second
         if per_recipient and recipient:
@@ -309,19 +322,14 @@ class _Chunk:
                 f"ch:{self.channel.pk}:to:{recipient}",
                 rate=per_recipient * RATE_MARGIN,
                 burst=1,
-                max_wait=SLOT_MAX_WAIT,
+                max_wait=max_wait + wait,
+                not_before=wait,
             )
             if not slot.granted:
                 message.send_after = timezone.now() + timedelta(seconds=slot.wait)
                 return None
             wait = slot.wait
-        slot = ratelimit.acquire(
-            f"ch:{self.channel.pk}", rate=self.rate * RATE_MARGIN, max_wait=SLOT_MAX_WAIT
-        )
-        if not slot.granted:
-            self.channel_wait = slot.wait
-            return None
-        return now + max(wait, slot.wait)
+        return now + wait
 
     def _credit(self, message: Message, book, *, at) -> bool:
         """Hold the price of a priced send (strict, as message_send does); a free one holds nothing."""
@@ -361,6 +369,11 @@ class _Chunk:
     def _call(self, item) -> tuple[Message, object, Exception | None]:
         message, outbound, slot = item
         delay = slot - time.monotonic()
+        if delay < -LATE_AFTER and self.rate:
+            # Its thread came to it late (the others' calls were slow, or the CPU busy): sent now, it
+            # would crowd the second that later slots fill. It takes a new slot instead.
+            slot = self._reserve(message, max_wait=LATE_MAX_WAIT) or time.monotonic() + LATE_MAX_WAIT
+            delay = slot - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         try:

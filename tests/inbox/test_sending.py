@@ -135,6 +135,19 @@ def test_a_second_runner_of_the_same_channel_leaves_it_to_the_first(wa_channel, 
     assert channel_sends_run(channel_id=wa_channel.pk) == {"sent": 1}
 
 
+def test_a_runner_that_finds_the_channel_busy_lets_the_next_message_queue_a_runner(wa_channel, fake_whatsapp):
+    conversation = _conversation(wa_channel, "+15551250001")
+    message_create_outbound(conversation=conversation, text="one")
+    coordination = _coord()
+    token = coordination.lock(wa_channel.pk)
+    try:
+        assert channel_sends_run(channel_id=wa_channel.pk) == {"busy": 1}
+        message_create_outbound(conversation=conversation, text="two")
+    finally:
+        coordination.unlock(wa_channel.pk, token)
+    assert _queued_runs() == [wa_channel.pk, wa_channel.pk]
+
+
 def test_a_permanent_failure_fails_its_message_alone(wa_channel, fake_whatsapp):
     conversations = [_conversation(wa_channel, f"+1555126{i:04d}") for i in range(4)]
     fake_whatsapp.fail_next(

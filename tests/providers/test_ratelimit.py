@@ -64,3 +64,20 @@ def test_a_full_bucket_refuses_without_consuming(settings):
     assert 0 < refused.wait <= 0.25
     time.sleep(refused.wait + 0.05)
     assert ratelimit.acquire(key, rate=5, burst=5, max_wait=0).granted
+
+
+@pytest.mark.parametrize("backend", ["redis", "local"])
+def test_a_slot_reserved_for_later_counts_from_that_moment(settings, backend):
+    if backend == "local":
+        settings.REDIS_URL = ""
+    key = f"test:{uuid.uuid4()}"
+    later = ratelimit.acquire(key, rate=1.0, max_wait=5, not_before=0.7)
+    assert later.granted and later.wait == pytest.approx(0.7, abs=0.05)
+    # The next send of this bucket comes a full interval after that slot, not after the reservation.
+    following = ratelimit.acquire(key, rate=1.0, max_wait=5)
+    assert following.wait == pytest.approx(1.7, abs=0.05)
+    # A later floor than the bucket's next slot wins; an earlier one changes nothing.
+    assert ratelimit.acquire(key, rate=1.0, max_wait=5, not_before=4.0).wait == pytest.approx(4.0, abs=0.05)
+    assert ratelimit.acquire(key, rate=1.0, max_wait=9, not_before=1.0).wait == pytest.approx(5.0, abs=0.05)
+    refused = ratelimit.acquire(key, rate=1.0, max_wait=5, not_before=1.0)
+    assert not refused.granted and refused.wait == pytest.approx(6.0, abs=0.05)
