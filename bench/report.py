@@ -64,17 +64,26 @@ def table() -> str:
     if outbound and "mixed" in outbound:
         machines.append(("outbound", outbound))
         m = outbound["mixed"]
-        rows.append((f"outbound, {_v(outbound['messages'])} messages, 8 channels, 3 platforms",
-                     f"{_v(m.get('messages_per_s'))} msg/s (queue drain); created at {_v(m['created']['per_s'])}/s",
+        rows.append((f"outbound, {_v(outbound['messages'])} messages, 8 channels, 3 platforms, created while sent",
+                     f"{_v(m.get('messages_per_s'))} msg/s (created to all sent); created at {_v(m['created']['per_s'])}/s",
                      ">= 300 msg/s", _mark(m.get("messages_per_s", 0) >= 300)))
-        rows.append(("outbound: duplicates / lost", f"{m.get('duplicates')} / {m.get('lost')}", "0 / 0",
-                     _mark(m.get("duplicates") == 0 and m.get("lost") == 0)))
-        worst = ", ".join(f"{c['max_in_any_1s']}/{_v(c['limit_per_s'])}" for c in m.get("channels", {}).values())
-        per_chat = m.get("per_recipient_max_in_any_1s") or {}
-        if per_chat:
-            worst += f"; per Telegram chat {max(per_chat.values())}/1"
-        rows.append(("outbound: max sends in any 1 s window / limit, per channel", worst, "never above the limit",
-                     _mark(not m.get("rate_limit_exceeded") and not m.get("per_recipient_exceeded"))))
+        q = outbound.get("queued")
+        runs = [("", m)]
+        if q:
+            rows.append((f"outbound, the same {_v(q.get('messages', 0))} queued first, then sent",
+                         f"{_v(q['messages_per_s'])} msg/s (drain {_v(q['drain_s'])} s; the channels' limits allow "
+                         f"{_v(q['rate_limited_floor_s'])} s at best)", ">= 300 msg/s", _mark(q["messages_per_s"] >= 300)))
+            runs.append((" (queued)", q))
+        for label, run in runs:
+            rows.append((f"outbound{label}: duplicates / lost", f"{run.get('duplicates')} / {run.get('lost')}", "0 / 0",
+                         _mark(run.get("duplicates") == 0 and run.get("lost") == 0)))
+            worst = ", ".join(f"{c['max_in_any_1s']}/{_v(c['limit_per_s'])}" for c in run.get("channels", {}).values())
+            per_chat = run.get("per_recipient_max_in_any_1s") or {}
+            if per_chat:
+                worst += f"; per Telegram chat {max(per_chat.values())}/1"
+            rows.append((f"outbound{label}: max sends in any 1 s window / limit, per channel", worst,
+                         "never above the limit",
+                         _mark(not run.get("rate_limit_exceeded") and not run.get("per_recipient_exceeded"))))
         t = outbound.get("telegram_vs_apprise")
         if t:
             rows.append((f"Telegram only, {_v(t['messages'])} messages: ours vs Apprise",

@@ -18,10 +18,11 @@ leaves at most that many messages `sending`, which the sweeper resolves as for a
 up where the platform can be asked, else marked unconfirmed; never sent twice.
 
 Coordination, through Redis when REDIS_URL is set: a new message "kicks" its channel, which queues a
-runner task unless one is already queued (a key per channel); one runner at a time per channel (a lock
-with a TTL, renewed every chunk). A runner stops after SEND_RUN_SECONDS so one busy channel does not
-hold a worker, and when it ends it looks once more: messages that arrived meanwhile kick again, and the
-earliest `send_after` (a retry's backoff, a recipient's rate limit) schedules the next run.
+runner task unless one is already queued or running (a key per channel, cleared when a run ends: one
+task per run, not per message); one runner at a time per channel (a lock with a TTL, renewed every
+chunk). A runner stops after SEND_RUN_SECONDS so one busy channel does not hold a worker, and when it
+ends it looks once more: messages still ready queue the next run at once, and the earliest
+`send_after` (a retry's backoff, a recipient's rate limit) schedules it for then.
 """
 
 import logging
@@ -63,7 +64,8 @@ logger = logging.getLogger(__name__)
 CHUNK_MAX = 50
 CHUNK_SECONDS = 0.5  # a chunk holds about this much of the channel's rate
 SLOT_MAX_WAIT = 1.0  # a rate slot further away than this is not reserved: the message waits (send_after)
-LATE_AFTER = 0.02  # a send this far behind its slot takes a new one
+LATE_AFTER = 0.02  # a send this far behind its channel slot takes a new one
+RECIPIENT_LATE_AFTER = 0.1  # and this far behind, a new recipient slot too (RATE_MARGIN leaves 0.11 s)
 LATE_MAX_WAIT = 10.0
 LOCK_TTL_MS = 30_000
 KICK_TTL_MS = 15_000
@@ -172,16 +174,13 @@ def channel_sends_run(*, channel_id: int) -> dict:
     coordination = _coord()
     token = coordination.lock(channel_id)
     if token is None:
-        # The runner at work looks again when it ends (_next_run), so it sends these too. The kick is
-        # cleared: left set, it would keep new messages from queueing a runner until it expired.
-        coordination.kick_clear(channel_id)
+        # The runner at work sends these too: its chunks claim them, or its last look queues a runner.
+        # The kick stays set, so the messages created meanwhile queue no task each.
         return {"busy": 1}
     counts: Counter = Counter()
     started = time.monotonic()
     pause = 0.0
     try:
-        # From here a new message kicks again, and this runner's last look sees what came before.
-        coordination.kick_clear(channel_id)
         while True:
             channel = Channel.objects.filter(pk=channel_id).first()
             if channel is None:
@@ -202,6 +201,9 @@ def channel_sends_run(*, channel_id: int) -> dict:
             coordination.renew(channel_id, token)
     finally:
         coordination.unlock(channel_id, token)
+    # Cleared before the last look: a message committed after the look queues a runner itself, one
+    # committed before it is seen by the look.
+    coordination.kick_clear(channel_id)
     _next_run(channel_id, pause=pause)
     return dict(counts)
 
@@ -215,7 +217,7 @@ def _next_run(channel_id: int, *, pause: float) -> None:
         channel_id=channel_id, status=Message.Status.PENDING, direction=Message.Direction.OUT, private=False
     ).aggregate(ready=Count("pk", filter=ready_q), later=Min("send_after", filter=~ready_q))
     if left["ready"] and not pause:
-        channel_sends_run_task.delay(channel_id)  # not through the kick: one may be set, its task busy
+        channel_sends_run_task.delay(channel_id)
     elif left["ready"] or left["later"]:
         wait = pause if left["ready"] else max(pause, (left["later"] - now).total_seconds())
         channel_sends_run_task.apply_async((channel_id,), countdown=max(0.05, wait))
@@ -300,7 +302,9 @@ class _Chunk:
                 Message.objects.bulk_update(deferred, ["send_after"])
             self.claimed = [(m, _outbound_for(m), slot) for m, _, slot in self.claimed]
 
-    def _reserve(self, message: Message, *, max_wait: float = SLOT_MAX_WAIT) -> float | None:
+    def _reserve(
+        self, message: Message, *, max_wait: float = SLOT_MAX_WAIT, recipient: bool = True
+    ) -> float | None:
         """The moment (monotonic) this message may go out, its slots reserved; None when the channel's
         bucket is full (channel_wait set) or the recipient's slot is too far (send_after set).
 
@@ -315,11 +319,11 @@ class _Chunk:
             self.channel_wait = slot.wait
             return None
         wait = slot.wait
-        recipient = message.content.get("to", "")
+        to = message.content.get("to", "") if recipient else ""
         per_recipient = self.provider.per_recipient_rate_per_second
-        if per_recipient and recipient:
+        if per_recipient and to:
             slot = ratelimit.acquire(
-                f"ch:{self.channel.pk}:to:{recipient}",
+                f"ch:{self.channel.pk}:to:{to}",
                 rate=per_recipient * RATE_MARGIN,
                 burst=1,
                 max_wait=max_wait + wait,
@@ -371,9 +375,12 @@ class _Chunk:
         delay = slot - time.monotonic()
         if delay < -LATE_AFTER and self.rate:
             # Its thread came to it late (the others' calls were slow, or the CPU busy): sent now, it
-            # would crowd the second that later slots fill. It takes a new slot instead.
-            slot = self._reserve(message, max_wait=LATE_MAX_WAIT) or time.monotonic() + LATE_MAX_WAIT
-            delay = slot - time.monotonic()
+            # would crowd the second that later slots fill. It takes a new channel slot instead, and a
+            # new recipient slot when it is so late that the chat's next slot could come within the
+            # second (that one is a full interval away: the chat's earlier slot stays spent).
+            renew_recipient = delay < -RECIPIENT_LATE_AFTER
+            slot = self._reserve(message, max_wait=LATE_MAX_WAIT, recipient=renew_recipient)
+            delay = (slot - time.monotonic()) if slot is not None else LATE_MAX_WAIT
         if delay > 0:
             time.sleep(delay)
         try:

@@ -135,17 +135,19 @@ def test_a_second_runner_of_the_same_channel_leaves_it_to_the_first(wa_channel, 
     assert channel_sends_run(channel_id=wa_channel.pk) == {"sent": 1}
 
 
-def test_a_runner_that_finds_the_channel_busy_lets_the_next_message_queue_a_runner(wa_channel, fake_whatsapp):
+def test_messages_created_while_a_runner_works_queue_no_task_of_their_own(wa_channel, fake_whatsapp):
     conversation = _conversation(wa_channel, "+15551250001")
     message_create_outbound(conversation=conversation, text="one")
     coordination = _coord()
-    token = coordination.lock(wa_channel.pk)
+    token = coordination.lock(wa_channel.pk)  # another worker's runner holds the channel
     try:
         assert channel_sends_run(channel_id=wa_channel.pk) == {"busy": 1}
         message_create_outbound(conversation=conversation, text="two")
+        assert _queued_runs() == [wa_channel.pk]  # the first message's only
     finally:
         coordination.unlock(wa_channel.pk, token)
-    assert _queued_runs() == [wa_channel.pk, wa_channel.pk]
+    assert channel_sends_run(channel_id=wa_channel.pk) == {"sent": 2}
+    assert _wa_sends(fake_whatsapp) == ["one", "two"]
 
 
 def test_a_permanent_failure_fails_its_message_alone(wa_channel, fake_whatsapp):
