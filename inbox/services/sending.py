@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
@@ -403,11 +403,33 @@ class _Chunk:
         counts = Counter(self.ended)
         accepted = {m.pk: (m, result) for m, result, exc in self.results if exc is None}
         if accepted:
-            self._record_sent(accepted)
-            counts["sent"] += len(accepted)
+            counts.update(self._record_accepted(accepted))
         for message, _, exc in self.results:
             if exc is not None:
                 counts[self._record_failure(message, exc)] += 1
+        return counts
+
+    def _record_accepted(self, accepted: dict) -> Counter:
+        try:
+            self._record_sent(accepted)
+            return Counter(sent=len(accepted))
+        except IntegrityError:
+            pass
+        # A platform id already stored for another message of the channel (the platform reused one):
+        # the others are recorded one by one; that one stays `sending` for the sweeper, as a single
+        # send's would.
+        counts: Counter = Counter()
+        for pk, item in accepted.items():
+            try:
+                self._record_sent({pk: item})
+                counts["sent"] += 1
+            except IntegrityError:
+                logger.error(
+                    "message %s: platform id %r is already another message's; left for the sweeper",
+                    pk,
+                    item[1].platform_message_id,
+                )
+                counts["error"] += 1
         return counts
 
     def _record_sent(self, accepted: dict) -> None:

@@ -296,3 +296,24 @@ def test_the_sweeper_requeues_a_lost_runner_but_not_a_message_waiting_for_its_re
     assert _queued_runs() == [wa_channel.pk]
     assert channel_sends_run(channel_id=wa_channel.pk) == {"sent": 1}
     assert _wa_sends(fake_whatsapp) == ["lost"]
+
+
+def test_a_platform_id_already_stored_leaves_that_message_to_the_sweeper_and_records_the_others(
+    tg_channel, fake_telegram
+):
+    first = _conversation(tg_channel, "777", kind="telegram")
+    message_create_outbound(conversation=first, text="before")
+    assert channel_sends_run(channel_id=tg_channel.pk) == {"sent": 1}
+    fake_telegram.reset()  # the fake numbers the chat's messages from 1 again: "777:1" comes back
+    time.sleep(1.2)  # the chat's rate limit
+    repeated, _ = message_create_outbound(conversation=first, text="again")
+    other, _ = message_create_outbound(
+        conversation=_conversation(tg_channel, "888", kind="telegram"), text="other"
+    )
+
+    assert channel_sends_run(channel_id=tg_channel.pk) == {"sent": 1, "error": 1}
+
+    repeated.refresh_from_db()
+    other.refresh_from_db()
+    assert repeated.status == "sending" and repeated.platform_message_id is None
+    assert other.status == "sent" and other.platform_message_id == "888:1"
