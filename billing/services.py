@@ -552,19 +552,21 @@ def usage_record(
     return True
 
 
-def usage_record_many(*, organization_id: int, events: list[dict]) -> None:
+def usage_record_many(*, organization_id: int, events: list[dict], book: PriceBook | None = None) -> None:
     """usage_record for many events of one organization (a send batch), in the caller's transaction.
 
     Each event holds usage_record's keyword arguments but organization_id. The account, the plan, the
     open holds and the invoiced periods are read once, each price once (PriceBook); the free events
     with no open hold (most sends) are inserted in one statement, their unique keys making each once
     (ON CONFLICT DO NOTHING). Priced or held events go through usage_record one by one: they move the
-    balance under the account lock exactly as a single call does."""
+    balance under the account lock exactly as a single call does. `book`: the caller's PriceBook of
+    this organization, read moments ago (a send batch prices its claim with it)."""
     if not events:
         return
     if any(event["quantity"] <= 0 for event in events):
         raise ValueError("usage quantity must be positive; reverse usage with usage_refund")
-    book = price_book(organization_id=organization_id)
+    if book is None or book.organization_id != organization_id:
+        book = price_book(organization_id=organization_id)
     keys = [event["idempotency_key"] for event in events]
     held = set(
         CreditHold.objects.filter(idempotency_key__in=keys, closed_at__isnull=True).values_list(

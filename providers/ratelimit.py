@@ -34,6 +34,24 @@ return {'1', tostring(wait)}
 """
 
 
+# A send of a burst-1 bucket happens `ARGV[2]` seconds from now, later than the slot it reserved: the
+# bucket's next free slot moves to at least one interval after it (never earlier than it was).
+_PUSH_BACK_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate = tonumber(ARGV[1])
+local at = now + tonumber(ARGV[2])
+local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(data[1])
+local ts = tonumber(data[2])
+if tokens == nil or ts == nil or ts + (1 - tokens) / rate < at + 1 / rate then
+  redis.call('HSET', KEYS[1], 'tokens', '0', 'ts', tostring(at))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((1 / rate + (at - now)) * 1000) + 1000)
+end
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class Reservation:
     granted: bool  # a slot is reserved: send after `wait` seconds
@@ -56,20 +74,40 @@ class _LocalBuckets:
             self._buckets[key] = (tokens, at)
             return Reservation(True, wait)
 
+    def push_back(self, key: str, rate: float, after: float) -> None:
+        with self._lock:
+            at = time.monotonic() + after
+            tokens, ts = self._buckets.get(key, (None, None))
+            if tokens is None or ts + (1 - tokens) / rate < at + 1 / rate:
+                self._buckets[key] = (0.0, at)
+
 
 _local = _LocalBuckets()
 _redis_client = None
 _redis_script = None
+_redis_push_back = None
 
 
 def _redis():
-    global _redis_client, _redis_script
+    global _redis_client, _redis_script, _redis_push_back
     if _redis_client is None:
         import redis
 
         _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
         _redis_script = _redis_client.register_script(_LUA)
+        _redis_push_back = _redis_client.register_script(_PUSH_BACK_LUA)
     return _redis_script
+
+
+def push_back(key: str, *, rate: float, after: float = 0.0) -> None:
+    """A send of burst-1 bucket `key` happens `after` seconds from now, later than its reserved slot:
+    the bucket's next slot becomes at least one interval after that send. A late send to a Telegram
+    chat so keeps the chat's next message a full second behind it, without waiting for a new slot."""
+    if settings.REDIS_URL:
+        _redis()
+        _redis_push_back(keys=[f"alexia:rl:{key}"], args=[rate, after])
+        return
+    _local.push_back(key, rate, after)
 
 
 def acquire(

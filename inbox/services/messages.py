@@ -796,12 +796,19 @@ def sent_apply(message: Message, *, platform_message_id: str, segments: int | No
         message.segments = segments
 
 
+_stamped: dict[int, datetime] = {}
+
+
 def channel_sent_stamp(channel_id: int, *, at: datetime) -> None:
     """Write the channel's "last sent" once a minute at most: every send of the channel updating its one
-    row would make concurrent sends queue on that row's lock until each commits."""
+    row would make concurrent sends queue on that row's lock until each commits. A process that wrote
+    it within the minute skips the statement."""
+    if (previous := _stamped.get(channel_id)) is not None and timedelta(0) <= at - previous < CHANNEL_STAMP_EVERY:
+        return
     Channel.objects.filter(
         Q(last_sent_at__isnull=True) | Q(last_sent_at__lt=at - CHANNEL_STAMP_EVERY), pk=channel_id
     ).update(last_sent_at=at)
+    _stamped[channel_id] = at
 
 
 def _mark_sent(message: Message, *, platform_message_id: str, segments: int | None, at: datetime) -> None:

@@ -64,8 +64,7 @@ logger = logging.getLogger(__name__)
 CHUNK_MAX = 50
 CHUNK_SECONDS = 0.5  # a chunk holds about this much of the channel's rate
 SLOT_MAX_WAIT = 1.0  # a rate slot further away than this is not reserved: the message waits (send_after)
-LATE_AFTER = 0.02  # a send this far behind its channel slot takes a new one
-RECIPIENT_LATE_AFTER = 0.1  # and this far behind, a new recipient slot too (RATE_MARGIN leaves 0.11 s)
+LATE_AFTER = 0.02  # a send this far behind its slot takes a new channel slot (and pushes the recipient's)
 LATE_MAX_WAIT = 10.0
 LOCK_TTL_MS = 30_000
 KICK_TTL_MS = 15_000
@@ -236,6 +235,7 @@ class _Chunk:
         self.claimed: list[tuple[Message, object, float]] = []  # (message, outbound, monotonic slot)
         self.results: list[tuple[Message, object, Exception | None]] = []
         self.channel_wait = 0.0  # the channel's bucket is full for this long
+        self.book = None  # the organization's prices, read at the claim, used again at the record
         self.rate_limited_for = 0.0
         self.ended: Counter = Counter()
 
@@ -280,10 +280,9 @@ class _Chunk:
                     deferred.append(message)
                     continue
                 ready.append((message, slot))
-            book = None
             for message, slot in ready:
-                book = book or price_book(organization_id=message.organization_id)
-                if not self._credit(message, book, at=now):
+                self.book = self.book or price_book(organization_id=message.organization_id)
+                if not self._credit(message, self.book, at=now):
                     continue
                 message.status = Message.Status.SENDING
                 message.sending_started_at = now
@@ -375,12 +374,16 @@ class _Chunk:
         delay = slot - time.monotonic()
         if delay < -LATE_AFTER and self.rate:
             # Its thread came to it late (the others' calls were slow, or the CPU busy): sent now, it
-            # would crowd the second that later slots fill. It takes a new channel slot instead, and a
-            # new recipient slot when it is so late that the chat's next slot could come within the
-            # second (that one is a full interval away: the chat's earlier slot stays spent).
-            renew_recipient = delay < -RECIPIENT_LATE_AFTER
-            slot = self._reserve(message, max_wait=LATE_MAX_WAIT, recipient=renew_recipient)
+            # would crowd the second that later slots fill. It takes a new channel slot instead, and
+            # moves its recipient's next slot a full interval behind the moment it goes out.
+            slot = self._reserve(message, max_wait=LATE_MAX_WAIT, recipient=False)
             delay = (slot - time.monotonic()) if slot is not None else LATE_MAX_WAIT
+            per_recipient = self.provider.per_recipient_rate_per_second
+            to = message.content.get("to", "")
+            if per_recipient and to:
+                ratelimit.push_back(
+                    f"ch:{self.channel.pk}:to:{to}", rate=per_recipient * RATE_MARGIN, after=max(0.0, delay)
+                )
         if delay > 0:
             time.sleep(delay)
         try:
@@ -449,6 +452,7 @@ class _Chunk:
             usage_record_many(
                 organization_id=self.channel.organization_id,
                 events=[sent_usage(message, at=at) for message in locked],
+                book=self.book,
             )
             channel_sent_stamp(self.channel.pk, at=at)
             for message in locked:

@@ -81,3 +81,17 @@ def test_a_slot_reserved_for_later_counts_from_that_moment(settings, backend):
     assert ratelimit.acquire(key, rate=1.0, max_wait=9, not_before=1.0).wait == pytest.approx(5.0, abs=0.05)
     refused = ratelimit.acquire(key, rate=1.0, max_wait=5, not_before=1.0)
     assert not refused.granted and refused.wait == pytest.approx(6.0, abs=0.05)
+
+
+@pytest.mark.parametrize("backend", ["redis", "local"])
+def test_a_late_send_pushes_the_next_slot_a_full_interval_behind_it(settings, backend):
+    if backend == "local":
+        settings.REDIS_URL = ""
+    key = f"test:{uuid.uuid4()}"
+    assert ratelimit.acquire(key, rate=1.0, max_wait=5).wait == pytest.approx(0.0, abs=0.05)
+    # The send of that slot goes out 0.5 s late: the next one waits for 1.5 s, not 1 s.
+    ratelimit.push_back(key, rate=1.0, after=0.5)
+    assert ratelimit.acquire(key, rate=1.0, max_wait=5).wait == pytest.approx(1.5, abs=0.05)
+    # A push back to before the bucket's next free slot changes nothing.
+    ratelimit.push_back(key, rate=1.0, after=0.0)
+    assert ratelimit.acquire(key, rate=1.0, max_wait=5).wait == pytest.approx(2.5, abs=0.05)
